@@ -1,0 +1,175 @@
+"""Registration with the `transformers` Auto classes, and `AutoModelForMultiLabel`.
+
+Importing this module (done by `import mlclf_hub`) registers `MultiLabelConfig` and
+`MultiLabelModel` with `AutoConfig`, `AutoModel` and `AutoModelForSequenceClassification`, and
+marks both classes for `register_for_auto_class`, so `save_pretrained` writes their source files
+and an `auto_map` that plain `transformers` follows with `trust_remote_code=True`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+from transformers.utils import cached_file, logging
+
+from .configuration_multilabel import POOLING_MODES, MultiLabelConfig
+from .modeling_multilabel import MultiLabelModel
+
+logger = logging.get_logger(__name__)
+
+#: Files whose presence marks a sentence-transformers checkpoint (trained for mean pooling).
+SENTENCE_TRANSFORMERS_FILES = ("modules.json", "config_sentence_transformers.json")
+#: Keyword arguments of `from_pretrained` that locate files (forwarded to config and file lookups).
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+
+
+def register_auto_classes() -> None:
+    """Register the config and model with the Auto classes (idempotent)."""
+    AutoConfig.register(MultiLabelConfig.model_type, MultiLabelConfig, exist_ok=True)
+    AutoModel.register(MultiLabelConfig, MultiLabelModel, exist_ok=True)
+    AutoModelForSequenceClassification.register(MultiLabelConfig, MultiLabelModel, exist_ok=True)
+    MultiLabelConfig.register_for_auto_class()
+    MultiLabelModel.register_for_auto_class("AutoModelForSequenceClassification")
+
+
+def _hub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
+
+
+def is_sentence_transformers_checkpoint(path_or_repo_id: str | os.PathLike, **hub_kwargs: Any) -> bool:
+    """True when the checkpoint carries sentence-transformers files (so mean pooling suits it).
+
+    Example:
+        >>> is_sentence_transformers_checkpoint("/nonexistent/dir")
+        False
+    """
+    for filename in SENTENCE_TRANSFORMERS_FILES:
+        try:
+            found = cached_file(
+                str(path_or_repo_id),
+                filename,
+                _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False,
+                **hub_kwargs,
+            )
+        except OSError:
+            found = None
+        if found:
+            return True
+    return False
+
+
+def _label_map(labels: Sequence[str] | None, num_labels: int | None) -> dict[int, str]:
+    if labels is not None:
+        if isinstance(labels, str) or not isinstance(labels, Sequence):
+            raise TypeError(
+                f"`labels` must be a list of label names, got {type(labels).__name__}: {labels!r:.60}."
+            )
+        if num_labels is not None and num_labels != len(labels):
+            raise ValueError(
+                f"`num_labels={num_labels}` contradicts `labels` ({len(labels)} names); pass only one of them."
+            )
+        return dict(enumerate(labels))
+    if num_labels is None or int(num_labels) < 1:
+        raise ValueError(
+            "A plain encoder checkpoint needs a label set: pass `labels=[...]` (names) or `num_labels=N` "
+            f"(N >= 1), got num_labels={num_labels!r}."
+        )
+    return {i: f"LABEL_{i}" for i in range(int(num_labels))}
+
+
+class AutoModelForMultiLabel:
+    """Load a trained multi-label model, or start one from any encoder checkpoint.
+
+    Example:
+        >>> from mlclf_hub import AutoModelForMultiLabel
+        >>> model = AutoModelForMultiLabel.from_pretrained(encoder_dir, labels=["a", "b"])  # doctest: +SKIP
+        >>> model.save_pretrained("my-model")  # doctest: +SKIP
+        >>> AutoModelForMultiLabel.from_pretrained("my-model").config.labels  # doctest: +SKIP
+        ['a', 'b']
+    """
+
+    def __init__(self) -> None:
+        raise OSError("Use `AutoModelForMultiLabel.from_pretrained(...)` or `.from_config(config)`.")
+
+    @classmethod
+    def from_config(cls, config: MultiLabelConfig) -> MultiLabelModel:
+        """A randomly initialised model for `config`."""
+        if not isinstance(config, MultiLabelConfig):
+            raise TypeError(f"from_config expects a MultiLabelConfig, got {type(config).__name__}.")
+        return MultiLabelModel(config)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        labels: Sequence[str] | None = None,
+        num_labels: int | None = None,
+        pooling: str | None = None,
+        classifier_dropout: float | None = None,
+        pos_weight: Sequence[float] | None = None,
+        focal_gamma: float = 0.0,
+        **kwargs: Any,
+    ) -> MultiLabelModel:
+        """Load a saved `MultiLabelModel`, or wrap a plain encoder checkpoint with a new head.
+
+        Args:
+            pretrained_model_name_or_path: A directory or Hub repo id.
+            labels: Label names; required (or `num_labels`) when the checkpoint is a plain encoder.
+            num_labels: Number of labels (names become `LABEL_i`) when `labels` is not given.
+            pooling: `"cls"`, `"mean"` or `"max"`. For a plain encoder the default is `"mean"` on
+                sentence-transformers checkpoints (such as all-MiniLM-L6-v2) and `"cls"` otherwise.
+            classifier_dropout: Dropout before the head (new models only).
+            pos_weight: Per-label positive weights for the loss (new models only).
+            focal_gamma: Focal-loss gamma (new models only).
+            **kwargs: Forwarded to `PreTrainedModel.from_pretrained` (`revision`, `token`, `dtype`, ...).
+
+        Returns:
+            A `MultiLabelModel`. For a plain encoder its backbone holds the checkpoint's weights
+            unchanged and only `classifier.*` is newly initialised (transformers logs them).
+
+        Raises:
+            ValueError: when a plain encoder comes without labels, or `labels` contradicts a
+                trained model's labels.
+        """
+        config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **_hub_kwargs(kwargs))
+        if isinstance(config, MultiLabelConfig):
+            if labels is not None and list(labels) != config.labels:
+                raise ValueError(
+                    f"{pretrained_model_name_or_path} is a trained model with labels {config.labels!r:.200}; "
+                    f"got different `labels` {list(labels)!r:.200}. Drop `labels`, or start from its encoder."
+                )
+            if pooling is not None and pooling != config.pooling:
+                raise ValueError(
+                    f"{pretrained_model_name_or_path} was trained with pooling={config.pooling!r}; "
+                    f"got pooling={pooling!r}. Drop `pooling` to keep the trained head meaningful."
+                )
+            return MultiLabelModel.from_pretrained(pretrained_model_name_or_path, config=config, **kwargs)
+
+        if pooling is None:
+            st = is_sentence_transformers_checkpoint(pretrained_model_name_or_path, **_hub_kwargs(kwargs))
+            pooling = "mean" if st else "cls"
+        elif pooling not in POOLING_MODES:
+            raise ValueError(f"`pooling` must be one of {POOLING_MODES}, got {pooling!r}.")
+        ml_config = MultiLabelConfig(
+            backbone_config=config,
+            id2label=_label_map(labels, num_labels),
+            pooling=pooling,
+            classifier_dropout=classifier_dropout,
+            pos_weight=list(pos_weight) if pos_weight is not None else None,
+            focal_gamma=focal_gamma,
+        )
+        logger.info(
+            f"Starting a multi-label model from the encoder {pretrained_model_name_or_path} "
+            f"({config.model_type}, pooling={pooling}, {ml_config.num_labels} labels): only the head is new."
+        )
+        return MultiLabelModel.from_pretrained(pretrained_model_name_or_path, config=ml_config, **kwargs)
+
+
+register_auto_classes()
+
+__all__ = ["AutoModelForMultiLabel", "is_sentence_transformers_checkpoint", "register_auto_classes"]

@@ -1,0 +1,144 @@
+"""Configuration of a multi-label text classifier: an encoder's config plus a multi-label head.
+
+This file is uploaded to the Hub next to the weights (remote code), so it imports nothing
+but `transformers` and the standard library.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+POOLING_MODES = ("cls", "mean", "max")
+
+
+class MultiLabelConfig(PreTrainedConfig):
+    r"""Configuration of a [`MultiLabelModel`]: any encoder (`backbone_config`) and a sigmoid head.
+
+    Each of the `num_labels` labels is an independent yes/no decision: a label is predicted when
+    `sigmoid(logit) >= thresholds[label]`.
+
+    Args:
+        backbone_config (`PreTrainedConfig` or `dict`):
+            The encoder's configuration (BERT, RoBERTa, DistilBERT, DeBERTa-v2, ...). A dict must hold
+            `model_type`. Always pass the encoder's real config.
+        id2label (`dict[int, str]`):
+            Label names by id; the label map is the only source of truth for `num_labels`.
+        thresholds (`list[float]`, *optional*):
+            One decision threshold per label, each in [0, 1]. Defaults to 0.5 for every label.
+        pooling (`str`, *optional*, defaults to `"cls"`):
+            How token states become one vector: `"cls"` (first token), `"mean"` (mask-aware mean; what
+            sentence-transformers checkpoints such as all-MiniLM-L6-v2 were trained for) or `"max"`.
+        classifier_dropout (`float`, *optional*):
+            Dropout before the linear head. Defaults to the backbone's `hidden_dropout_prob` (or 0.1).
+        pos_weight (`list[float]`, *optional*):
+            Per-label weight of positive examples in the binary cross-entropy (`> 1` favours recall).
+        focal_gamma (`float`, *optional*, defaults to 0.0):
+            Focusing parameter of the focal loss; 0 is plain binary cross-entropy.
+
+    Raises:
+        ValueError: when a field is out of range or inconsistent with the label count; the message
+            names the field and the value.
+
+    Example:
+
+    ```python
+    >>> from transformers import BertConfig
+    >>> from mlclf_hub import MultiLabelConfig
+    >>> config = MultiLabelConfig(
+    ...     backbone_config=BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2),
+    ...     id2label={0: "sports", 1: "politics"},
+    ...     pooling="mean",
+    ... )
+    >>> config.num_labels, config.thresholds
+    (2, [0.5, 0.5])
+    ```
+    """
+
+    model_type = "multilabel"
+    sub_configs_defaults: ClassVar[dict[str, SubConfigSpec]] = {
+        "backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="bert"),
+    }
+
+    backbone_config: Any = None
+    thresholds: list[float] | None = None
+    pooling: str = "cls"
+    classifier_dropout: float | None = None
+    pos_weight: list[float] | None = None
+    focal_gamma: float = 0.0
+    problem_type: str | None = "multi_label_classification"
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        super().__post_init__(**kwargs)
+        if self.problem_type != "multi_label_classification":
+            raise ValueError(
+                "MultiLabelConfig: `problem_type` must be 'multi_label_classification' "
+                f"(sigmoid per label), got {self.problem_type!r}."
+            )
+        self.label2id = {name: idx for idx, name in self.id2label.items()}
+        self._validate_labels()
+        if self.thresholds is None:
+            self.thresholds = [0.5] * self.num_labels
+        self.thresholds = [float(t) for t in self.thresholds]
+        self._validate_thresholds()
+        self._validate_head()
+
+    def _validate_labels(self) -> None:
+        names = list(self.id2label.values())
+        if sorted(self.id2label) != list(range(len(names))):
+            raise ValueError(
+                f"MultiLabelConfig: `id2label` keys must be 0..{len(names) - 1}, got {sorted(self.id2label)!r}."
+            )
+        seen: set[str] = set()
+        for name in names:
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"MultiLabelConfig: label names must be non-empty strings, got {name!r}.")
+            if name in seen:
+                raise ValueError(f"MultiLabelConfig: label names must be unique, {name!r} appears twice.")
+            seen.add(name)
+
+    def _validate_thresholds(self) -> None:
+        if len(self.thresholds) != self.num_labels:
+            raise ValueError(
+                f"MultiLabelConfig: `thresholds` needs one value per label ({self.num_labels}), "
+                f"got {len(self.thresholds)}."
+            )
+        for idx, value in enumerate(self.thresholds):
+            if math.isnan(value) or not 0.0 <= value <= 1.0:
+                raise ValueError(
+                    f"MultiLabelConfig: `thresholds[{idx}]` (label {self.id2label[idx]!r}) must be in [0, 1], "
+                    f"got {value!r}."
+                )
+
+    def _validate_head(self) -> None:
+        if self.pooling not in POOLING_MODES:
+            raise ValueError(
+                f"MultiLabelConfig: `pooling` must be one of {POOLING_MODES}, got {self.pooling!r}."
+            )
+        if self.classifier_dropout is not None and not 0.0 <= self.classifier_dropout < 1.0:
+            raise ValueError(
+                f"MultiLabelConfig: `classifier_dropout` must be in [0, 1), got {self.classifier_dropout!r}."
+            )
+        if self.focal_gamma is None or self.focal_gamma < 0:
+            raise ValueError(f"MultiLabelConfig: `focal_gamma` must be >= 0, got {self.focal_gamma!r}.")
+        if self.pos_weight is not None:
+            self.pos_weight = [float(w) for w in self.pos_weight]
+            if len(self.pos_weight) != self.num_labels:
+                raise ValueError(
+                    f"MultiLabelConfig: `pos_weight` needs one value per label ({self.num_labels}), "
+                    f"got {len(self.pos_weight)}."
+                )
+            bad = [w for w in self.pos_weight if math.isnan(w) or w <= 0]
+            if bad:
+                raise ValueError(f"MultiLabelConfig: `pos_weight` values must be > 0, got {bad[0]!r}.")
+
+    @property
+    def labels(self) -> list[str]:
+        """Label names in id order."""
+        return [self.id2label[i] for i in range(self.num_labels)]
+
+
+__all__ = ["MultiLabelConfig"]

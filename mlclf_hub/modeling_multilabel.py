@@ -1,0 +1,168 @@
+"""A multi-label text classifier: any `AutoModel` encoder, pooling, dropout and one linear layer.
+
+This file is uploaded to the Hub next to the weights (remote code), so it imports nothing but
+`torch`, `transformers` and its own configuration file.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from .configuration_multilabel import MultiLabelConfig
+
+
+def pool_hidden_states(hidden: torch.Tensor, attention_mask: torch.Tensor | None, mode: str) -> torch.Tensor:
+    """Turn token states `(batch, seq, hidden)` into one vector per text `(batch, hidden)`.
+
+    Padding (mask 0) never contributes to `"mean"` or `"max"`.
+
+    Example:
+        >>> h = torch.tensor([[[1.0], [3.0], [100.0]]])
+        >>> pool_hidden_states(h, torch.tensor([[1, 1, 0]]), "mean")
+        tensor([[2.]])
+    """
+    if mode == "cls":
+        return hidden[:, 0]
+    if attention_mask is None:
+        attention_mask = torch.ones(hidden.shape[:2], dtype=hidden.dtype, device=hidden.device)
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    if mode == "mean":
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+    if mode == "max":
+        return hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).max(dim=1).values
+    raise ValueError(f"pooling must be one of 'cls', 'mean', 'max', got {mode!r}.")
+
+
+def multilabel_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    pos_weight: torch.Tensor | None = None,
+    focal_gamma: float = 0.0,
+) -> torch.Tensor:
+    """Mean binary cross-entropy over every (text, label) pair, optionally weighted and focal.
+
+    `pos_weight` (one value per label) scales the loss of positive targets; `focal_gamma > 0`
+    multiplies each term by `(1 - p_t) ** gamma` (Lin et al., 2017), down-weighting easy pairs.
+
+    Example:
+        >>> logits = torch.zeros(2, 3)
+        >>> round(multilabel_loss(logits, torch.ones(2, 3)).item(), 4)
+        0.6931
+    """
+    labels = labels.to(logits.dtype)
+    if pos_weight is not None:
+        pos_weight = pos_weight.to(device=logits.device, dtype=logits.dtype)
+    loss = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight, reduction="none")
+    if focal_gamma > 0:
+        probs = torch.sigmoid(logits)
+        p_t = probs * labels + (1 - probs) * (1 - labels)
+        loss = loss * (1 - p_t).pow(focal_gamma)
+    return loss.mean()
+
+
+class MultiLabelModel(PreTrainedModel):
+    """Encoder + pooling + dropout + linear head with one sigmoid output per label.
+
+    `forward` returns a `SequenceClassifierOutput` whose `logits` are pre-sigmoid; with `labels`
+    (float multi-hot, `(batch, num_labels)`) it also returns the loss configured in the config
+    (BCE, per-label `pos_weight`, focal `focal_gamma`).
+
+    Example:
+        >>> from transformers import BertConfig
+        >>> from mlclf_hub import MultiLabelConfig, MultiLabelModel
+        >>> backbone = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
+        >>> model = MultiLabelModel(MultiLabelConfig(backbone_config=backbone, id2label={0: "a", 1: "b"}))
+        >>> model(input_ids=torch.tensor([[2, 5, 3]])).logits.shape
+        torch.Size([1, 2])
+    """
+
+    config_class = MultiLabelConfig
+    config: MultiLabelConfig
+    base_model_prefix = "backbone"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+
+    def __init__(self, config: MultiLabelConfig) -> None:
+        super().__init__(config)
+        self.backbone = AutoModel.from_config(config.backbone_config)
+        backbone_config = config.backbone_config
+        dropout = config.classifier_dropout
+        if dropout is None:
+            dropout = getattr(
+                backbone_config, "hidden_dropout_prob", getattr(backbone_config, "dropout", 0.1)
+            )
+        self.dropout = nn.Dropout(float(dropout) if isinstance(dropout, (int, float)) else 0.1)
+        self.classifier = nn.Linear(backbone_config.hidden_size, config.num_labels)
+        self._backbone_inputs = set(inspect.signature(self.backbone.forward).parameters)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if module is self.classifier:
+            std = getattr(self.config.backbone_config, "initializer_range", None) or 0.02
+            init.normal_(module.weight, mean=0.0, std=std)
+            init.zeros_(module.bias)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, with `AutoModel` added to the saved `auto_map`."""
+        auto_map = dict(getattr(self.config, "auto_map", None) or {})
+        auto_map.setdefault("AutoModel", f"{type(self).__module__.rsplit('.', 1)[-1]}.{type(self).__name__}")
+        self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.backbone.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.backbone.set_input_embeddings(value)
+
+    def pooled_output(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The pooled text vectors `(batch, hidden)` the head sees (before dropout)."""
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "inputs_embeds": inputs_embeds}
+        if token_type_ids is not None and "token_type_ids" in self._backbone_inputs:
+            inputs["token_type_ids"] = token_type_ids
+        hidden = self.backbone(**inputs, return_dict=True).last_hidden_state
+        return pool_hidden_states(hidden, attention_mask, self.config.pooling)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+    ) -> SequenceClassifierOutput | tuple:
+        pooled = self.pooled_output(input_ids, attention_mask, token_type_ids, inputs_embeds)
+        logits = self.classifier(self.dropout(pooled))
+        loss = None
+        if labels is not None:
+            if labels.shape != logits.shape:
+                raise ValueError(
+                    f"labels must be multi-hot of shape (batch, num_labels) = {tuple(logits.shape)}, "
+                    f"got {tuple(labels.shape)}."
+                )
+            pos_weight = None
+            if self.config.pos_weight is not None:
+                pos_weight = torch.tensor(self.config.pos_weight)
+            loss = multilabel_loss(logits, labels, pos_weight, self.config.focal_gamma)
+        if return_dict is False:
+            return (loss, logits) if loss is not None else (logits,)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+__all__ = ["MultiLabelModel", "multilabel_loss", "pool_hidden_states"]
