@@ -228,7 +228,6 @@ def run_ours(
 ) -> list[tuple]:
     import torch
 
-    from mlclf_hub.inference import predict_proba
     from mlclf_hub.trainer import MultiLabelTrainingArguments, train
 
     start = time.perf_counter()
@@ -238,6 +237,7 @@ def run_ours(
             num_train_epochs=epochs,
             max_length=max_length,
             save_strategy="no",
+            eval_strategy="no",
             use_cpu=not torch.cuda.is_available(),
             disable_tqdm=True,
             seed=42,
@@ -246,9 +246,7 @@ def run_ours(
         train_data = [(r["text"], r["labels"]) for r in train_rows]
         val_data = [(r["text"], r["labels"]) for r in val_rows]
         result = train(encoder_dir, train_data, val_data, labels=labels, args=args, save=False)
-    probs = predict_proba(
-        result.model, result.tokenizer, [r["text"] for r in val_rows], max_length=max_length
-    )
+    probs = result.eval_probabilities  # the validation probabilities train() tuned its thresholds on
     name = "mlclf_hub (defaults)" if not extra else f"mlclf_hub {extra}"
     return report_rows(name, y_val, probs, labels, time.perf_counter() - start)
 

@@ -22,14 +22,23 @@ ExtraWriter = Callable[[Path], None]
 
 
 def _swap_in(staging: Path, target: Path) -> None:
-    """Replace `target` by `staging` with renames (the old directory is removed afterwards)."""
+    """Replace `target` by `staging` with renames, keeping what else `target` held.
+
+    Entries of the old directory that the new save does not write (Trainer checkpoints, logs,
+    a user's own files) are moved into the new directory after the swap. Were the process
+    killed in between, they wait in the hidden `.NAME.old-*` directory beside it, never lost.
+    """
     if not target.exists():
         os.replace(staging, target)
         return
-    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, retired / target.name)
+    retired_parent = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    retired = retired_parent / target.name
+    os.replace(target, retired)
     os.replace(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
+    for entry in retired.iterdir():
+        if not (target / entry.name).exists():
+            os.replace(entry, target / entry.name)
+    shutil.rmtree(retired_parent, ignore_errors=True)
 
 
 def save_model(
@@ -43,7 +52,8 @@ def save_model(
 
     Args:
         model: The model; written with `save_pretrained` (safetensors, remote code, `auto_map`).
-        save_directory: Target directory; an existing one is replaced as a whole.
+        save_directory: Target directory. The model's files are replaced as a whole; other
+            entries already there (checkpoints, logs) are kept.
         tokenizer: Saved next to the weights when given.
         extra_writers: Callables that add files to the staging directory (the model card, ...).
 

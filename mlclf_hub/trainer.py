@@ -44,7 +44,7 @@ from .thresholds import ThresholdResult, tune_thresholds
 
 logger = logging.get_logger(__name__)
 
-HEAD_INITS = ("linear_probe", "random")
+HEAD_INITS = ("linear_probe", "keep")
 
 
 @dataclass
@@ -65,6 +65,10 @@ class MultiLabelTrainingArguments(TrainingArguments):
     per_device_train_batch_size: int = field(default=16, metadata={"help": "Training batch size per device."})
     per_device_eval_batch_size: int = field(
         default=64, metadata={"help": "Evaluation batch size per device."}
+    )
+    eval_strategy: str = field(
+        default="epoch",
+        metadata={"help": "When to evaluate on the validation data: 'no', 'steps' or 'epoch' (ignored without it)."},
     )
     warmup_steps: float = field(
         default=0.1, metadata={"help": "Warmup steps (int) or ratio of all steps (float < 1)."}
@@ -152,6 +156,7 @@ class TrainResult:
     train_metrics: dict[str, float]
     eval_metrics: dict[str, Any] = field(default_factory=dict)
     thresholds: ThresholdResult | None = None
+    eval_probabilities: np.ndarray | None = None
     output_dir: str | None = None
 
 
@@ -186,7 +191,7 @@ def compute_pos_weight(labels: np.ndarray, max_weight: float = 10.0) -> list[flo
         >>> compute_pos_weight(np.array([[1, 0], [0, 0], [0, 0], [1, 1]]))
         [1.0, 3.0]
     """
-    positives = labels.sum(axis=0)
+    positives = np.asarray(labels, dtype=np.float64).sum(axis=0)
     negatives = labels.shape[0] - positives
     ratio = np.where(positives > 0, negatives / np.maximum(positives, 1), max_weight)
     return [float(w) for w in np.clip(ratio, 1.0, max_weight)]
@@ -218,37 +223,45 @@ def pooled_features(
     return torch.stack(features)
 
 
-def fit_linear_probe(
-    features: torch.Tensor, targets: torch.Tensor, c: float = 1.0, max_iter: int = 200
-) -> tuple:
+def fit_linear_probe(features: torch.Tensor, targets: torch.Tensor, c: float = 1.0, max_iter: int = 500) -> tuple:
     """One-vs-rest L2 logistic regression (all labels at once) by L-BFGS.
 
-    Minimises `sum BCE + ||W||^2 / (2 c)` per label, as scikit-learn's `LogisticRegression(C=c)`;
-    features are standardised for the fit and the result is folded back to raw features.
+    Minimises, per label, `sum BCE + ||w||^2 / (2 c)` on the raw features, exactly as
+    scikit-learn's `LogisticRegression(C=c)` does. The optimisation runs on standardised
+    features for conditioning, with the penalty expressed on the raw weights, so the result is
+    the raw-feature solution (a head of moderate size, not one that explodes the gradients).
 
     Returns:
         `(weight (L, H), bias (L,))` for a linear layer on raw `features`.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+        >>> w, b = fit_linear_probe(x, torch.tensor([[0.0], [0.0], [1.0], [1.0]]))
+        >>> bool(w[0, 0] > 0)
+        True
     """
-    mean, std = features.mean(0), features.std(0).clamp(min=1e-6)
-    x = ((features - mean) / std).double()
+    mean, std = features.double().mean(0), features.double().std(0).clamp(min=1e-6)
+    x = (features.double() - mean) / std
     y = targets.double()
     weight = torch.zeros(y.shape[1], x.shape[1], dtype=torch.float64, requires_grad=True)
     prior = y.mean(0).clamp(1e-4, 1 - 1e-4)
     bias = torch.log(prior / (1 - prior)).clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([weight, bias], max_iter=max_iter, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        [weight, bias], max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe"
+    )
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
         logits = x @ weight.T + bias
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="sum")
-        loss = loss + weight.pow(2).sum() / (2 * c)
+        loss = loss + (weight / std).pow(2).sum() / (2 * c)
         loss.backward()
         return loss
 
     optimizer.step(closure)
-    raw_weight = (weight.detach() / std.double()).float()
-    raw_bias = (bias.detach() - (weight.detach() * (mean / std).double()).sum(1)).float()
-    return raw_weight, raw_bias
+    raw_weight = weight.detach() / std
+    raw_bias = bias.detach() - (raw_weight * mean).sum(1)
+    return raw_weight.float(), raw_bias.float()
 
 
 def init_head_from_linear_probe(
@@ -283,10 +296,13 @@ def _prepare_eval_settings(args: MultiLabelTrainingArguments, has_eval: bool) ->
             )
         args.eval_strategy = "no"
         return []
-    if args.eval_strategy == "no":
-        args.eval_strategy = args.save_strategy if args.save_strategy in ("steps", "epoch") else "epoch"
     if args.early_stopping_patience is None:
         return []
+    if args.eval_strategy == "no":
+        raise ValueError(
+            f"early_stopping_patience={args.early_stopping_patience} needs evaluations: "
+            "set eval_strategy to 'epoch' or 'steps', or drop early_stopping_patience."
+        )
     args.load_best_model_at_end = True
     args.save_strategy = args.eval_strategy
     if args.eval_strategy == "steps":
@@ -397,7 +413,7 @@ def train(
     if (
         args.head_init == "linear_probe"
         and not resume_from_checkpoint
-        and not _is_trained(model_name_or_path)
+        and not _is_saved_multilabel(model_name_or_path)
     ):
         init_head_from_linear_probe(
             model, train_set, collator, c=args.probe_c, batch_size=args.per_device_eval_batch_size
@@ -430,10 +446,10 @@ def train(
     return result
 
 
-def _is_trained(model_name_or_path: Any) -> bool:
-    """True when the model already has a trained head (a saved multi-label model or an instance)."""
+def _is_saved_multilabel(model_name_or_path: Any) -> bool:
+    """True for the path of a saved multi-label model (its head is trained: no linear probe)."""
     if isinstance(model_name_or_path, MultiLabelModel):
-        return True
+        return False
     try:
         return isinstance(AutoConfig.from_pretrained(model_name_or_path), MultiLabelConfig)
     except (OSError, ValueError):
@@ -463,6 +479,7 @@ def _evaluate_and_tune(result: TrainResult, eval_set: Any, args: MultiLabelTrain
     )
     metrics["eval_loss"] = float(prediction.metrics.get("eval_loss", float("nan")))
     result.eval_metrics = metrics
+    result.eval_probabilities = probs
 
 
 __all__ = [

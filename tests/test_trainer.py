@@ -1,0 +1,225 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from transformers import TrainerCallback
+
+from mlclf_hub import AutoModelForMultiLabel
+from mlclf_hub.inference import predict, predict_proba
+from mlclf_hub.metrics import multilabel_metrics
+from mlclf_hub.trainer import (
+    MultiLabelTrainer,
+    MultiLabelTrainingArguments,
+    compute_pos_weight,
+    fit_linear_probe,
+    train,
+)
+from tests.tiny_models import tiny_model, tiny_tokenizer
+from tests.train_script import LABELS, keyword_rows
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "train_script.py")
+
+
+def tiny_args(tmp_path, **kwargs) -> MultiLabelTrainingArguments:
+    defaults = {
+        "output_dir": str(tmp_path / "out"),
+        "num_train_epochs": 4,
+        "per_device_train_batch_size": 8,
+        "learning_rate": 5e-3,
+        "use_cpu": True,
+        "disable_tqdm": True,
+        "save_strategy": "no",
+        "seed": 0,
+        "threshold_min_positives": 5,
+    }
+    return MultiLabelTrainingArguments(**{**defaults, **kwargs})
+
+
+def test_compute_pos_weight_is_negatives_over_positives_clipped():
+    labels = np.array([[1, 0, 0], [0, 0, 0], [0, 0, 0], [1, 1, 0], [1, 0, 0]])
+    assert compute_pos_weight(labels, max_weight=10.0) == [1.0, 4.0, 10.0]
+    assert compute_pos_weight(labels, max_weight=3.0) == [1.0, 3.0, 3.0]
+
+
+def test_linear_probe_matches_scikit_learn():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6)) * np.array([1, 2, 0.5, 3, 1, 1]) + 2
+    y = np.stack([(x[:, 0] + rng.normal(size=300) > 2), (x[:, 1] - x[:, 3] > 0)], axis=1).astype(np.float32)
+    weight, bias = fit_linear_probe(torch.tensor(x, dtype=torch.float32), torch.tensor(y), c=1.0)
+    ours = torch.sigmoid(torch.tensor(x, dtype=torch.float32) @ weight.T + bias).numpy()
+    for label in range(2):
+        reference = LogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(x, y[:, label])
+        expected = reference.predict_proba(x)[:, 1]
+        assert np.abs(ours[:, label] - expected).max() < 1e-3
+        assert np.allclose(weight[label].numpy(), reference.coef_[0], atol=1e-3)
+
+
+def test_train_learns_tunes_thresholds_and_saves(tmp_path):
+    args = tiny_args(tmp_path, pos_weight="auto")
+    result = train(
+        tiny_model(labels=LABELS),
+        keyword_rows(160, seed=1),
+        keyword_rows(60, seed=2),
+        labels=LABELS,
+        tokenizer=tiny_tokenizer(),
+        args=args,
+    )
+    assert result.global_step == 4 * 20
+    assert result.eval_metrics["f1_micro"] > 0.85
+    assert set(result.eval_metrics["per_label"]) == set(LABELS)
+    # the thresholds tuned on validation are the ones stored and used by predict
+    assert result.model.config.thresholds == result.thresholds.thresholds
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert saved["thresholds"] == result.thresholds.thresholds
+    expected = compute_pos_weight(np.array([[lab in labels for lab in LABELS] for _, labels in keyword_rows(160, seed=1)]))
+    assert saved["pos_weight"] == pytest.approx(expected, rel=1e-6)
+    reloaded = AutoModelForMultiLabel.from_pretrained(tmp_path / "out")
+    texts = [text for text, _ in keyword_rows(20, seed=3)]
+    tokenizer = tiny_tokenizer()
+    assert np.allclose(predict_proba(reloaded, tokenizer, texts), predict_proba(result.model, tokenizer, texts), atol=1e-6)
+    assert predict(reloaded, tokenizer, ["team won the game"]) == [["sports"]]
+
+
+def test_linear_probe_head_starts_better_than_random(tmp_path):
+    rows = keyword_rows(160, seed=1)
+    scores = {}
+    for head_init in ("linear_probe", "keep"):
+        torch.manual_seed(0)
+        args = tiny_args(
+            tmp_path, head_init=head_init, probe_c=100.0, max_steps=1, learning_rate=1e-9, head_learning_rate=1e-9
+        )
+        result = train(tiny_model(labels=LABELS), rows, rows, labels=LABELS, tokenizer=tiny_tokenizer(), args=args, save=False)
+        scores[head_init] = result.eval_metrics["lrap"]
+    assert scores["linear_probe"] > scores["keep"] + 0.1
+
+
+def test_head_gets_its_own_learning_rate(tmp_path):
+    model = tiny_model(labels=LABELS)
+    trainer = MultiLabelTrainer(model=model, args=tiny_args(tmp_path, learning_rate=1e-5, head_learning_rate=1e-2))
+    optimizer = trainer.create_optimizer()
+    head = {id(p) for p in model.classifier.parameters()}
+    head_groups = [g for g in optimizer.param_groups if any(id(p) in head for p in g["params"])]
+    assert len(head_groups) == 1 and head_groups[0]["lr"] == 1e-2
+    assert {id(p) for p in head_groups[0]["params"]} == head
+    others = [g for g in optimizer.param_groups if g is not head_groups[0]]
+    assert all(g["lr"] == 1e-5 for g in others)
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
+
+
+def test_early_stopping_stops_and_keeps_the_best_model(tmp_path):
+    args = tiny_args(
+        tmp_path,
+        num_train_epochs=30,
+        learning_rate=1e-9,
+        head_learning_rate=1e-9,
+        eval_strategy="epoch",
+        early_stopping_patience=2,
+        save_total_limit=None,
+    )
+    result = train(
+        tiny_model(labels=LABELS), keyword_rows(64, 1), keyword_rows(30, 2), labels=LABELS, tokenizer=tiny_tokenizer(), args=args
+    )
+    steps_per_epoch = 8
+    # the metric cannot improve at a learning rate of 1e-9: stop after 1 + patience evaluations
+    assert result.global_step == 3 * steps_per_epoch
+    assert result.trainer.state.best_model_checkpoint is not None
+    assert result.trainer.state.best_metric is not None
+
+
+def test_early_stopping_without_validation_data_is_refused(tmp_path):
+    args = tiny_args(tmp_path, early_stopping_patience=2)
+    with pytest.raises(ValueError, match="early stopping / load_best_model_at_end need validation data"):
+        train(tiny_model(labels=LABELS), keyword_rows(16, 1), labels=LABELS, tokenizer=tiny_tokenizer(), args=args)
+
+
+def test_fp16_without_gpu_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    args = tiny_args(tmp_path)
+    args.fp16 = True
+    with pytest.raises(ValueError, match="fp16=True needs a CUDA GPU"):
+        train(tiny_model(labels=LABELS), keyword_rows(16, 1), labels=LABELS, tokenizer=tiny_tokenizer(), args=args)
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="`head_init` must be one of"):
+        tiny_args(tmp_path, head_init="zeros")
+    with pytest.raises(ValueError, match="`pos_weight` must be 'auto'"):
+        tiny_args(tmp_path, pos_weight="balanced")
+
+
+def test_callbacks_are_called(tmp_path):
+    seen = []
+
+    class Recorder(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            seen.append(state.global_step)
+
+    train(
+        tiny_model(labels=LABELS),
+        keyword_rows(16, 1),
+        labels=LABELS,
+        tokenizer=tiny_tokenizer(),
+        args=tiny_args(tmp_path, num_train_epochs=1),
+        callbacks=[Recorder()],
+        save=False,
+    )
+    assert seen == [1, 2]
+
+
+def _run(args: list[str], env_extra: dict | None = None, runner: list[str] | None = None):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    return subprocess.run([*(runner or [sys.executable]), SCRIPT, *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_killed_run_resumes_to_the_same_model(tmp_path):
+    killed = _run([str(tmp_path / "a" / "model"), "--kill-at-step", "8"])
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    checkpoints = sorted(p.name for p in (tmp_path / "a" / "model").iterdir())
+    assert checkpoints == ["checkpoint-4", "checkpoint-8"]  # no final model: the run died
+    resumed = _run([str(tmp_path / "a" / "model"), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    straight = _run([str(tmp_path / "b" / "model")])
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    a = json.loads((tmp_path / "a" / "ranks" / "rank0.json").read_text())
+    b = json.loads((tmp_path / "b" / "ranks" / "rank0.json").read_text())
+    assert a["global_step"] == b["global_step"] == 12
+    assert a["checksum"] == pytest.approx(b["checksum"], rel=1e-9)
+    model = AutoModelForMultiLabel.from_pretrained(tmp_path / "a" / "model")
+    probs = predict_proba(model, tiny_tokenizer(), ["team won", "vote law"])
+    assert probs.shape == (2, 3) and np.isfinite(probs).all()
+
+
+def test_two_process_ddp_trains_both_ranks_and_saves_one_model(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    runner = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
+    runner += ["--master_port", port]
+    result = _run([str(tmp_path / "model")], runner=runner, env_extra={"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert ranks[0]["global_step"] == ranks[1]["global_step"] == 12
+    assert ranks[0]["checksum"] == pytest.approx(ranks[1]["checksum"], rel=1e-12)  # gradients were all-reduced
+    saved = sorted(p.name for p in (tmp_path / "model").iterdir() if not p.name.startswith("checkpoint-"))
+    assert saved == sorted(
+        ["config.json", "configuration_multilabel.py", "model.safetensors", "modeling_multilabel.py", "tokenizer.json", "tokenizer_config.json"]
+    )
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging dirs left behind
+
+
+def test_metrics_at_tuned_thresholds_match_a_recomputation(tmp_path):
+    rows, val = keyword_rows(96, 1), keyword_rows(40, 2)
+    result = train(tiny_model(labels=LABELS), rows, val, labels=LABELS, tokenizer=tiny_tokenizer(), args=tiny_args(tmp_path), save=False)
+    probs = predict_proba(result.model, tiny_tokenizer(), [t for t, _ in val])
+    y_true = np.array([[label in labels for label in LABELS] for _, labels in val], dtype=int)
+    again = multilabel_metrics(y_true, probs, thresholds=result.model.config.thresholds)
+    assert again["f1_micro"] == pytest.approx(result.eval_metrics["f1_micro"], abs=1e-6)
+    assert again["lrap"] == pytest.approx(result.eval_metrics["lrap"], abs=1e-6)

@@ -1,0 +1,105 @@
+"""A training run on a tiny model and keyword data, launched as its own process by the tests.
+
+    python tests/train_script.py OUT_DIR [--max-steps N] [--kill-at-step K] [--resume]
+    torchrun --nproc_per_node 2 tests/train_script.py OUT_DIR      # DDP, gloo on CPU
+
+Each rank writes `OUT_DIR/../ranks/rank{RANK}.json` with its world size, global step and a checksum of
+its final weights. `--kill-at-step K` SIGKILLs the process right after step K's checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch
+from transformers import TrainerCallback
+
+from mlclf_hub.trainer import MultiLabelTrainingArguments, train
+from tests.tiny_models import WORDS, tiny_model, tiny_tokenizer
+
+LABELS = ["sports", "politics", "tech"]
+KEYWORDS = {"sports": ["team", "won", "game"], "politics": ["vote", "party", "law"], "tech": ["code", "chip", "phone"]}
+FILLER = [w for w in WORDS if not any(w in words for words in KEYWORDS.values())]
+
+
+def keyword_rows(n: int, seed: int) -> list[tuple[str, list[str]]]:
+    """Texts whose labels are exactly the topics of the keywords they contain."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        labels = [label for label in LABELS if rng.random() < 0.4]
+        words = [rng.choice(KEYWORDS[label]) for label in labels for _ in range(2)]
+        words += [rng.choice(FILLER) for _ in range(rng.randint(2, 6))]
+        rng.shuffle(words)
+        rows.append((" ".join(words), labels))
+    return rows
+
+
+class KillAtStep(TrainerCallback):
+    """SIGKILL this process once step `step` has been saved (a crash, not a clean exit)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out_dir")
+    parser.add_argument("--max-steps", type=int, default=12)
+    parser.add_argument("--kill-at-step", type=int, default=None)
+    parser.add_argument("--resume", action="store_true")
+    opts = parser.parse_args()
+
+    torch.manual_seed(0)
+    args = MultiLabelTrainingArguments(
+        output_dir=opts.out_dir,
+        max_steps=opts.max_steps,
+        per_device_train_batch_size=8,
+        learning_rate=5e-3,
+        save_strategy="steps",
+        save_steps=4,
+        save_total_limit=None,
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+        threshold_min_positives=5,
+    )
+    callbacks = [KillAtStep(opts.kill_at_step)] if opts.kill_at_step else []
+    result = train(
+        tiny_model(labels=LABELS),
+        keyword_rows(96, seed=1),
+        keyword_rows(40, seed=2),
+        labels=LABELS,
+        tokenizer=tiny_tokenizer(),
+        args=args,
+        callbacks=callbacks,
+        resume_from_checkpoint=True if opts.resume else None,
+    )
+    rank = int(os.environ.get("RANK", "0"))
+    checksum = float(sum(p.detach().double().sum() for p in result.model.parameters()))
+    record = {
+        "rank": rank,
+        "world_size": result.trainer.args.world_size,
+        "global_step": result.global_step,
+        "checksum": checksum,
+        "f1_micro": result.eval_metrics.get("f1_micro"),
+    }
+    ranks_dir = os.path.join(os.path.dirname(os.path.abspath(opts.out_dir)), "ranks")
+    os.makedirs(ranks_dir, exist_ok=True)
+    with open(os.path.join(ranks_dir, f"rank{rank}.json"), "w", encoding="utf-8") as handle:
+        json.dump(record, handle)
+
+
+if __name__ == "__main__":
+    main()
