@@ -29,7 +29,7 @@ _LAZY = {
     "multilabel_metrics": "metrics",
     "tune_thresholds": "thresholds",
     "train": "trainer",
-    "TrainConfig": "trainer",
+    "MultiLabelTrainingArguments": "trainer",
     "predict_proba": "inference",
     "predict": "inference",
     "save_model": "saving",

@@ -240,7 +240,8 @@ def fit_linear_probe(features: torch.Tensor, targets: torch.Tensor, c: float = 1
         >>> bool(w[0, 0] > 0)
         True
     """
-    mean, std = features.double().mean(0), features.double().std(0).clamp(min=1e-6)
+    mean = features.double().mean(0)
+    std = features.double().std(0).nan_to_num(1.0).clamp(min=1e-6)  # one row: no spread to scale by
     x = (features.double() - mean) / std
     y = targets.double()
     weight = torch.zeros(y.shape[1], x.shape[1], dtype=torch.float64, requires_grad=True)

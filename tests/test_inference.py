@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+import torch
+
+from mlclf_hub.inference import predict, predict_proba
+from tests.tiny_models import tiny_model, tiny_tokenizer
+
+TEXTS = ["the team won", "a new law and a vote and the party", "chip", "old phone code chip new the a game", "vote"]
+
+
+def one_by_one(model, tokenizer, texts):
+    out = []
+    with torch.no_grad():
+        for text in texts:
+            logits = model(**tokenizer([text], return_tensors="pt")).logits
+            out.append(torch.sigmoid(logits)[0].double().numpy())
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 64])
+def test_length_sorted_batches_keep_row_order(batch_size):
+    model, tokenizer = tiny_model(pooling="mean"), tiny_tokenizer()
+    probs = predict_proba(model, tokenizer, TEXTS, batch_size=batch_size)
+    assert probs.shape == (len(TEXTS), 3)
+    assert np.allclose(probs, one_by_one(model, tokenizer, TEXTS), atol=1e-5)
+
+
+def test_model_mode_is_restored_and_empty_input():
+    model, tokenizer = tiny_model().train(), tiny_tokenizer()
+    predict_proba(model, tokenizer, TEXTS)
+    assert model.training
+    assert predict_proba(model, tokenizer, []).shape == (0, 3)
+
+
+def test_sliding_window_reads_past_max_length():
+    model, tokenizer = tiny_model(pooling="max"), tiny_tokenizer()
+    long_text = " ".join(["the"] * 40 + ["vote", "law", "party"])
+    truncated = predict_proba(model, tokenizer, [long_text], max_length=16)
+    windows = tokenizer([long_text], truncation=True, max_length=16, stride=4, return_overflowing_tokens=True)
+    assert len(windows["input_ids"]) > 3
+    per_window = np.stack([one_by_one_ids(model, ids) for ids in windows["input_ids"]])
+    got_max = predict_proba(model, tokenizer, [long_text], max_length=16, sliding_window=True, stride=4)
+    got_mean = predict_proba(model, tokenizer, [long_text], max_length=16, sliding_window=True, stride=4, aggregate="mean")
+    assert np.allclose(got_max[0], per_window.max(0), atol=1e-5)
+    assert np.allclose(got_mean[0], per_window.mean(0), atol=1e-5)
+    assert not np.allclose(got_max, truncated)  # the end of the text was read
+
+
+def one_by_one_ids(model, ids):
+    with torch.no_grad():
+        return torch.sigmoid(model(input_ids=torch.tensor([ids])).logits)[0].double().numpy()
+
+
+def test_sliding_window_mixes_short_and_long_texts():
+    model, tokenizer = tiny_model(), tiny_tokenizer()
+    texts = ["vote", " ".join(["game"] * 50), "chip"]
+    probs = predict_proba(model, tokenizer, texts, max_length=12, sliding_window=True)
+    assert probs.shape == (3, 3)
+    assert np.allclose(probs[[0, 2]], one_by_one(model, tokenizer, ["vote", "chip"]), atol=1e-5)
+
+
+def test_predict_uses_config_thresholds_unless_given():
+    model, tokenizer = tiny_model(thresholds=[0.0, 1.0, 0.0]), tiny_tokenizer()
+    assert predict(model, tokenizer, ["the team"]) == [["sports", "tech"]]
+    assert predict(model, tokenizer, ["the team"], thresholds=0.0) == [["sports", "politics", "tech"]]
+    assert predict(model, tokenizer, ["the team"], thresholds=[1.0, 1.0, 1.0]) == [[]]
+
+
+def test_bad_inputs_name_the_row():
+    model, tokenizer = tiny_model(), tiny_tokenizer()
+    with pytest.raises(TypeError, match=r"got a single str; wrap it in a list"):
+        predict_proba(model, tokenizer, "one text")
+    with pytest.raises(TypeError, match=r"row 1, field 'text': expected a string, got int 7"):
+        predict_proba(model, tokenizer, ["fine", 7])
+    with pytest.raises(ValueError, match=r"`stride` .* must be in \[0, 13\], got 20"):
+        predict_proba(model, tokenizer, ["fine"], max_length=16, sliding_window=True, stride=20)
+    with pytest.raises(ValueError, match="`aggregate` must be 'max' or 'mean', got 'sum'"):
+        predict_proba(model, tokenizer, ["fine"], sliding_window=True, aggregate="sum")
+    with pytest.raises(ValueError, match="`batch_size` must be >= 1, got 0"):
+        predict_proba(model, tokenizer, ["fine"], batch_size=0)
