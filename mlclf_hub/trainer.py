@@ -68,7 +68,9 @@ class MultiLabelTrainingArguments(TrainingArguments):
     )
     eval_strategy: str = field(
         default="epoch",
-        metadata={"help": "When to evaluate on the validation data: 'no', 'steps' or 'epoch' (ignored without it)."},
+        metadata={
+            "help": "When to evaluate on the validation data: 'no', 'steps' or 'epoch' (ignored without it)."
+        },
     )
     warmup_steps: float = field(
         default=0.1, metadata={"help": "Warmup steps (int) or ratio of all steps (float < 1)."}
@@ -223,7 +225,9 @@ def pooled_features(
     return torch.stack(features)
 
 
-def fit_linear_probe(features: torch.Tensor, targets: torch.Tensor, c: float = 1.0, max_iter: int = 500) -> tuple:
+def fit_linear_probe(
+    features: torch.Tensor, targets: torch.Tensor, c: float = 1.0, max_iter: int = 500
+) -> tuple:
     """One-vs-rest L2 logistic regression (all labels at once) by L-BFGS.
 
     Minimises, per label, `sum BCE + ||w||^2 / (2 c)` on the raw features, exactly as
@@ -248,7 +252,11 @@ def fit_linear_probe(features: torch.Tensor, targets: torch.Tensor, c: float = 1
     prior = y.mean(0).clamp(1e-4, 1 - 1e-4)
     bias = torch.log(prior / (1 - prior)).clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS(
-        [weight, bias], max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe"
+        [weight, bias],
+        max_iter=max_iter,
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+        line_search_fn="strong_wolfe",
     )
 
     def closure() -> torch.Tensor:

@@ -77,12 +77,16 @@ def test_train_learns_tunes_thresholds_and_saves(tmp_path):
     assert result.model.config.thresholds == result.thresholds.thresholds
     saved = json.loads((tmp_path / "out" / "config.json").read_text())
     assert saved["thresholds"] == result.thresholds.thresholds
-    expected = compute_pos_weight(np.array([[lab in labels for lab in LABELS] for _, labels in keyword_rows(160, seed=1)]))
+    expected = compute_pos_weight(
+        np.array([[lab in labels for lab in LABELS] for _, labels in keyword_rows(160, seed=1)])
+    )
     assert saved["pos_weight"] == pytest.approx(expected, rel=1e-6)
     reloaded = AutoModelForMultiLabel.from_pretrained(tmp_path / "out")
     texts = [text for text, _ in keyword_rows(20, seed=3)]
     tokenizer = tiny_tokenizer()
-    assert np.allclose(predict_proba(reloaded, tokenizer, texts), predict_proba(result.model, tokenizer, texts), atol=1e-6)
+    assert np.allclose(
+        predict_proba(reloaded, tokenizer, texts), predict_proba(result.model, tokenizer, texts), atol=1e-6
+    )
     assert predict(reloaded, tokenizer, ["team won the game"]) == [["sports"]]
 
 
@@ -92,16 +96,31 @@ def test_linear_probe_head_starts_better_than_random(tmp_path):
     for head_init in ("linear_probe", "keep"):
         torch.manual_seed(0)
         args = tiny_args(
-            tmp_path, head_init=head_init, probe_c=100.0, max_steps=1, learning_rate=1e-9, head_learning_rate=1e-9
+            tmp_path,
+            head_init=head_init,
+            probe_c=100.0,
+            max_steps=1,
+            learning_rate=1e-9,
+            head_learning_rate=1e-9,
         )
-        result = train(tiny_model(labels=LABELS), rows, rows, labels=LABELS, tokenizer=tiny_tokenizer(), args=args, save=False)
+        result = train(
+            tiny_model(labels=LABELS),
+            rows,
+            rows,
+            labels=LABELS,
+            tokenizer=tiny_tokenizer(),
+            args=args,
+            save=False,
+        )
         scores[head_init] = result.eval_metrics["lrap"]
     assert scores["linear_probe"] > scores["keep"] + 0.1
 
 
 def test_head_gets_its_own_learning_rate(tmp_path):
     model = tiny_model(labels=LABELS)
-    trainer = MultiLabelTrainer(model=model, args=tiny_args(tmp_path, learning_rate=1e-5, head_learning_rate=1e-2))
+    trainer = MultiLabelTrainer(
+        model=model, args=tiny_args(tmp_path, learning_rate=1e-5, head_learning_rate=1e-2)
+    )
     optimizer = trainer.create_optimizer()
     head = {id(p) for p in model.classifier.parameters()}
     head_groups = [g for g in optimizer.param_groups if any(id(p) in head for p in g["params"])]
@@ -123,7 +142,12 @@ def test_early_stopping_stops_and_keeps_the_best_model(tmp_path):
         save_total_limit=None,
     )
     result = train(
-        tiny_model(labels=LABELS), keyword_rows(64, 1), keyword_rows(30, 2), labels=LABELS, tokenizer=tiny_tokenizer(), args=args
+        tiny_model(labels=LABELS),
+        keyword_rows(64, 1),
+        keyword_rows(30, 2),
+        labels=LABELS,
+        tokenizer=tiny_tokenizer(),
+        args=args,
     )
     steps_per_epoch = 8
     # the metric cannot improve at a learning rate of 1e-9: stop after 1 + patience evaluations
@@ -135,7 +159,13 @@ def test_early_stopping_stops_and_keeps_the_best_model(tmp_path):
 def test_early_stopping_without_validation_data_is_refused(tmp_path):
     args = tiny_args(tmp_path, early_stopping_patience=2)
     with pytest.raises(ValueError, match="early stopping / load_best_model_at_end need validation data"):
-        train(tiny_model(labels=LABELS), keyword_rows(16, 1), labels=LABELS, tokenizer=tiny_tokenizer(), args=args)
+        train(
+            tiny_model(labels=LABELS),
+            keyword_rows(16, 1),
+            labels=LABELS,
+            tokenizer=tiny_tokenizer(),
+            args=args,
+        )
 
 
 def test_fp16_without_gpu_is_a_clear_error(tmp_path, monkeypatch):
@@ -143,7 +173,13 @@ def test_fp16_without_gpu_is_a_clear_error(tmp_path, monkeypatch):
     args = tiny_args(tmp_path)
     args.fp16 = True
     with pytest.raises(ValueError, match="fp16=True needs a CUDA GPU"):
-        train(tiny_model(labels=LABELS), keyword_rows(16, 1), labels=LABELS, tokenizer=tiny_tokenizer(), args=args)
+        train(
+            tiny_model(labels=LABELS),
+            keyword_rows(16, 1),
+            labels=LABELS,
+            tokenizer=tiny_tokenizer(),
+            args=args,
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -175,7 +211,9 @@ def test_callbacks_are_called(tmp_path):
 
 def _run(args: list[str], env_extra: dict | None = None, runner: list[str] | None = None):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
-    return subprocess.run([*(runner or [sys.executable]), SCRIPT, *args], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [*(runner or [sys.executable]), SCRIPT, *args], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_killed_run_resumes_to_the_same_model(tmp_path):
@@ -200,24 +238,49 @@ def test_two_process_ddp_trains_both_ranks_and_saves_one_model(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
-    runner = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
+    runner = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+    ]
     runner += ["--master_port", port]
     result = _run([str(tmp_path / "model")], runner=runner, env_extra={"OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [json.loads((tmp_path / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
     assert ranks[0]["global_step"] == ranks[1]["global_step"] == 12
-    assert ranks[0]["checksum"] == pytest.approx(ranks[1]["checksum"], rel=1e-12)  # gradients were all-reduced
+    assert ranks[0]["checksum"] == pytest.approx(
+        ranks[1]["checksum"], rel=1e-12
+    )  # gradients were all-reduced
     saved = sorted(p.name for p in (tmp_path / "model").iterdir() if not p.name.startswith("checkpoint-"))
     assert saved == sorted(
-        ["config.json", "configuration_multilabel.py", "model.safetensors", "modeling_multilabel.py", "tokenizer.json", "tokenizer_config.json"]
+        [
+            "config.json",
+            "configuration_multilabel.py",
+            "model.safetensors",
+            "modeling_multilabel.py",
+            "tokenizer.json",
+            "tokenizer_config.json",
+        ]
     )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging dirs left behind
 
 
 def test_metrics_at_tuned_thresholds_match_a_recomputation(tmp_path):
     rows, val = keyword_rows(96, 1), keyword_rows(40, 2)
-    result = train(tiny_model(labels=LABELS), rows, val, labels=LABELS, tokenizer=tiny_tokenizer(), args=tiny_args(tmp_path), save=False)
+    result = train(
+        tiny_model(labels=LABELS),
+        rows,
+        val,
+        labels=LABELS,
+        tokenizer=tiny_tokenizer(),
+        args=tiny_args(tmp_path),
+        save=False,
+    )
     probs = predict_proba(result.model, tiny_tokenizer(), [t for t, _ in val])
     y_true = np.array([[label in labels for label in LABELS] for _, labels in val], dtype=int)
     again = multilabel_metrics(y_true, probs, thresholds=result.model.config.thresholds)
