@@ -18,6 +18,7 @@ from typing import Any
 from .auto import AutoModelForMultiLabel
 from .configuration_multilabel import MultiLabelConfig
 from .modeling_multilabel import MultiLabelModel
+from .pipeline import MultiLabelClassificationPipeline  # registers "multi-label-classification" (~50 ms)
 
 __version__ = "0.1.0"
 
@@ -34,6 +35,8 @@ _LAZY = {
     "predict": "inference",
     "save_model": "saving",
     "push_to_hub": "hub",
+    "MultiLabelModelCardData": "hub",
+    "generate_model_card": "hub",
 }
 
 
@@ -43,4 +46,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["AutoModelForMultiLabel", "MultiLabelConfig", "MultiLabelModel", "__version__", *_LAZY]
+__all__ = [
+    "AutoModelForMultiLabel",
+    "MultiLabelClassificationPipeline",
+    "MultiLabelConfig",
+    "MultiLabelModel",
+    "__version__",
+    *_LAZY,
+]

@@ -48,6 +48,8 @@ from transformers.utils import logging
 from .auto import AutoModelForMultiLabel
 from .configuration_multilabel import MultiLabelConfig
 from .data import LabelSpace, to_rows
+from .hub import card_writer
+from .hub import push_to_hub as hub_push_to_hub
 from .inference import predict_proba
 from .metrics import binarize, multilabel_metrics, sigmoid
 from .modeling_multilabel import MultiLabelModel, multilabel_loss
@@ -1288,6 +1290,7 @@ class MultiLabelClassificationModel:
             **columns,
         )
         self.model, self._fresh = result.model, False
+        self._card_data = result.card_data  # hub: the model card's data, written on every save
         self._set_label_args(space.names)
         if eval_rows is not None and a.tune_thresholds:
             self._tune(eval_rows, targs.seed)
@@ -1312,9 +1315,20 @@ class MultiLabelClassificationModel:
         y_true = _encode_labels(LabelSpace(self.labels), labels, "validation")
         tuned = tune_thresholds(y_true, probs, label_names=self.labels, seed=seed)
         self.model.config.thresholds = [float(t) for t in tuned.thresholds]
+        if getattr(self, "_card_data", None) is not None:  # hub: the card reports metrics at these thresholds
+            metrics = multilabel_metrics(
+                y_true,
+                probs,
+                thresholds=self.model.config.thresholds,
+                label_names=self.labels,
+                per_label=True,
+            )
+            self._card_data.set_eval_metrics(
+                {**metrics, "eval_loss": self._loss(probs, y_true)}, tuned.thresholds
+            )
 
     def _save_training(self, output_dir: str, progress: _Progress, verbose: bool) -> None:
-        writers = [self.save_model_args]
+        writers = [self.save_model_args, *self._card_writers()]
         if progress.scores:
             writers.append(
                 lambda d: pd.DataFrame(dict(progress.scores)).to_csv(Path(d) / PROGRESS_FILE, index=False)
@@ -1473,7 +1487,7 @@ class MultiLabelClassificationModel:
         if model is not None and model is not self.model:
             self.model = model
         if not self.args.no_save:
-            writers = [self.save_model_args]
+            writers = [self.save_model_args, *self._card_writers()]
             if results:
                 writers.append(lambda d: _write_results(d, results))
             atomic_save(self.model, output_dir, self.tokenizer, extra_writers=writers)
@@ -1497,7 +1511,35 @@ class MultiLabelClassificationModel:
         """
         return [name for name, _ in self.model.named_parameters()]
 
-    # push_to_hub: added by the hub issue (delegates to mlclf_hub.hub); no Hub logic here.
+    # ------------------------------------------------------------------------------------------
+    # Hub (delegates to mlclf_hub.hub; no Hub logic here)
+    # ------------------------------------------------------------------------------------------
+
+    def _card_writers(self) -> list[Callable]:
+        """The README.md (model card) writer, once this object has trained the model; else none."""
+        card_data = getattr(self, "_card_data", None)
+        return [card_writer(self.model, card_data)] if card_data is not None else []
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
+        """Upload the model, tokenizer, remote code, card and `model_args.json` in one commit.
+
+        Args:
+            repo_id: `"namespace/name"`.
+            **kwargs: `private`, `revision`, `commit_message`, `token`, `create_pr`, `endpoint`, as for
+                `mlclf_hub.push_to_hub`.
+
+        Returns:
+            The `huggingface_hub.CommitInfo` of the commit.
+
+        Raises:
+            mlclf_hub.hub.HubPushError: The push failed (the message names the stage); nothing local changes.
+
+        Example:
+            >>> model.push_to_hub("me/my-classifier", private=True)  # doctest: +SKIP
+        """
+        kwargs.setdefault("card_data", getattr(self, "_card_data", None))
+        kwargs.setdefault("extra_writers", [self.save_model_args])
+        return hub_push_to_hub(self.model, repo_id, tokenizer=self.tokenizer, **kwargs)
 
 
 def _write_results(output_dir: str | os.PathLike, result: dict[str, Any]) -> None:

@@ -37,6 +37,7 @@ from transformers.utils import logging
 from .auto import AutoModelForMultiLabel
 from .configuration_multilabel import MultiLabelConfig
 from .data import LabelSpace, infer_label_space, to_dataset, to_rows
+from .hub import ModelCardCallback, MultiLabelModelCardData, card_writer
 from .metrics import make_compute_metrics, multilabel_metrics, sigmoid
 from .modeling_multilabel import MultiLabelModel
 from .saving import save_model
@@ -160,6 +161,7 @@ class TrainResult:
     thresholds: ThresholdResult | None = None
     eval_probabilities: np.ndarray | None = None
     output_dir: str | None = None
+    card_data: MultiLabelModelCardData | None = None
 
 
 class MultiLabelTrainer(Trainer):
@@ -365,6 +367,7 @@ def train(
     label_column: str = "labels",
     text_pair_column: str | None = None,
     save: bool = True,
+    card_data: MultiLabelModelCardData | None = None,
 ) -> TrainResult:
     """Fine-tune a multi-label classifier, tune its thresholds and save it.
 
@@ -382,6 +385,7 @@ def train(
         resume_from_checkpoint: `True` (latest in `args.output_dir`) or a checkpoint path.
         text_column, label_column, text_pair_column: Column names in the input.
         save: Save the final model (weights, tokenizer, remote code, card) to `args.output_dir`.
+        card_data: What the model card says beyond what training records (name, dataset, license).
 
     Returns:
         A `TrainResult` with the model, the metrics at the tuned thresholds and the thresholds.
@@ -429,6 +433,8 @@ def train(
         )
 
     extra_callbacks = _prepare_eval_settings(args, eval_set is not None)
+    card_data = card_data if card_data is not None else MultiLabelModelCardData()
+    extra_callbacks.append(ModelCardCallback(card_data))
     trainer = MultiLabelTrainer(
         model=model,
         args=args,
@@ -447,11 +453,14 @@ def train(
         label_space=label_space,
         global_step=output.global_step,
         train_metrics=dict(output.metrics),
+        card_data=card_data,
     )
     if eval_set is not None:
         _evaluate_and_tune(result, eval_set, args)
+        card_data.set_eval_metrics(result.eval_metrics, thresholds=result.model.config.thresholds)
     if save and trainer.is_world_process_zero():
-        result.output_dir = str(save_model(result.model, args.output_dir, tokenizer))
+        writers = [card_writer(result.model, card_data)]
+        result.output_dir = str(save_model(result.model, args.output_dir, tokenizer, extra_writers=writers))
     return result
 
 

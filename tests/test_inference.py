@@ -5,7 +5,13 @@ import torch
 from mlclf_hub.inference import predict, predict_proba
 from tests.tiny_models import tiny_model, tiny_tokenizer
 
-TEXTS = ["the team won", "a new law and a vote and the party", "chip", "old phone code chip new the a game", "vote"]
+TEXTS = [
+    "the team won",
+    "a new law and a vote and the party",
+    "chip",
+    "old phone code chip new the a game",
+    "vote",
+]
 
 
 def one_by_one(model, tokenizer, texts):
@@ -40,7 +46,9 @@ def test_sliding_window_reads_past_max_length():
     assert len(windows["input_ids"]) > 3
     per_window = np.stack([one_by_one_ids(model, ids) for ids in windows["input_ids"]])
     got_max = predict_proba(model, tokenizer, [long_text], max_length=16, sliding_window=True, stride=4)
-    got_mean = predict_proba(model, tokenizer, [long_text], max_length=16, sliding_window=True, stride=4, aggregate="mean")
+    got_mean = predict_proba(
+        model, tokenizer, [long_text], max_length=16, sliding_window=True, stride=4, aggregate="mean"
+    )
     assert np.allclose(got_max[0], per_window.max(0), atol=1e-5)
     assert np.allclose(got_mean[0], per_window.mean(0), atol=1e-5)
     assert not np.allclose(got_max, truncated)  # the end of the text was read

@@ -26,7 +26,9 @@ def snapshot(directory) -> dict[str, str]:
 def test_save_writes_model_and_tokenizer(tmp_path):
     model = tiny_model()
     target = save_model(model, tmp_path / "m", tiny_tokenizer())
-    assert {"config.json", "model.safetensors", "tokenizer.json", "modeling_multilabel.py"} <= set(os.listdir(target))
+    assert {"config.json", "model.safetensors", "tokenizer.json", "modeling_multilabel.py"} <= set(
+        os.listdir(target)
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no staging directory left
     reloaded = AutoModelForMultiLabel.from_pretrained(target)
     ids = torch.tensor([[2, 7, 3]])
@@ -81,7 +83,9 @@ def test_sigkill_during_save_leaves_the_old_model_loadable(tmp_path):
     save_model(tiny_model(), target)
     before = snapshot(target)
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    run = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, str(target), repo], capture_output=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", KILL_DURING_SAVE, str(target), repo], capture_output=True, timeout=300
+    )
     assert run.returncode == -9
     assert snapshot(target) == before
     assert AutoModelForMultiLabel.from_pretrained(target).config.labels == ["sports", "politics", "tech"]

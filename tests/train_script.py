@@ -25,7 +25,11 @@ from mlclf_hub.trainer import MultiLabelTrainingArguments, train
 from tests.tiny_models import WORDS, tiny_model, tiny_tokenizer
 
 LABELS = ["sports", "politics", "tech"]
-KEYWORDS = {"sports": ["team", "won", "game"], "politics": ["vote", "party", "law"], "tech": ["code", "chip", "phone"]}
+KEYWORDS = {
+    "sports": ["team", "won", "game"],
+    "politics": ["vote", "party", "law"],
+    "tech": ["code", "chip", "phone"],
+}
 FILLER = [w for w in WORDS if not any(w in words for words in KEYWORDS.values())]
 
 

@@ -1,0 +1,676 @@
+"""Model cards and `push_to_hub`.
+
+The card is rendered from `model_card_template.md` by one `huggingface_hub.ModelCard.from_template`
+call. Its data, `MultiLabelModelCardData`, is a `ModelCardData` dataclass whose fields come in three
+groups: given by the user (name, dataset, language, license), filled during training by
+`ModelCardCallback` and `train()` (hyperparameters, row counts, metrics at the tuned thresholds,
+per-label table) and computed (framework versions, then the model's labels and thresholds at render
+time). Every number in the card comes from an actual evaluation; an unknown fact is written as an HTML
+comment, never guessed; a failure in an optional section is logged and the section left out, so a card
+problem never breaks a save.
+
+`push_to_hub(model, repo_id)` saves the model, tokenizer, remote code and card into a temporary
+directory and uploads it in one commit (`HfApi.create_repo`, then `upload_folder`). The model's own
+directory is never written to.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import importlib.metadata
+import os
+import platform
+import tempfile
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from huggingface_hub import CommitInfo, EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub.repocard_data import eval_results_to_model_index
+from huggingface_hub.utils import yaml_dump
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
+from transformers.utils import logging
+
+from .saving import ExtraWriter, save_model
+
+logger = logging.get_logger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+TEMPLATE_NAME = "model_card_template.md"
+#: Front-matter keys written to the card's YAML header (everything else is template-only).
+YAML_FIELDS = (
+    "language",
+    "license",
+    "library_name",
+    "pipeline_tag",
+    "tags",
+    "base_model",
+    "datasets",
+    "metrics",
+    "widget",
+    "model-index",
+)
+DEFAULT_TAGS = ("mlclf_hub", "text-classification", "multi-label-classification", "custom_code")
+#: Overall metrics shown in the card, in order: (key in `multilabel_metrics`, display name, Hub metric type, args).
+CARD_METRICS: tuple[tuple[str, str, str, dict[str, Any] | None], ...] = (
+    ("f1_micro", "F1 (micro)", "f1", {"average": "micro"}),
+    ("f1_macro", "F1 (macro)", "f1", {"average": "macro"}),
+    ("precision_micro", "Precision (micro)", "precision", {"average": "micro"}),
+    ("precision_macro", "Precision (macro)", "precision", {"average": "macro"}),
+    ("recall_micro", "Recall (micro)", "recall", {"average": "micro"}),
+    ("recall_macro", "Recall (macro)", "recall", {"average": "macro"}),
+    ("lrap", "Label ranking average precision", "label_ranking_average_precision", None),
+    ("roc_auc_macro", "ROC AUC (macro)", "roc_auc", {"average": "macro"}),
+    ("subset_accuracy", "Subset accuracy", "accuracy", {"subset": True}),
+    ("hamming_loss", "Hamming loss", "hamming_loss", None),
+)
+#: `TrainingArguments` that say where and how often things are written, not how the model was trained.
+IGNORED_HYPERPARAMETERS = frozenset(
+    {
+        "output_dir",
+        "logging_dir",
+        "logging_strategy",
+        "logging_first_step",
+        "logging_steps",
+        "eval_strategy",
+        "eval_steps",
+        "save_strategy",
+        "save_steps",
+        "save_total_limit",
+        "save_only_model",
+        "report_to",
+        "run_name",
+        "disable_tqdm",
+        "hub_token",
+        "hub_model_id",
+        "hub_strategy",
+        "hub_private_repo",
+        "push_to_hub",
+        "push_to_hub_token",
+        "overwrite_output_dir",
+        "do_train",
+        "do_eval",
+        "do_predict",
+        "use_cpu",
+        "local_rank",
+        "ddp_backend",
+        "dataloader_num_workers",
+        "accelerator_config",
+        "greater_is_better",
+        "debug",
+    }
+)
+DIGITS = 4
+
+
+def format_metric(value: Any) -> str:
+    """How every number appears in the card (and in tests that compare with it): 4 decimals.
+
+    Example:
+        >>> format_metric(0.123456), format_metric(7)
+        ('0.1235', '7')
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return f"{float(value):.{DIGITS}f}"
+
+
+def get_versions() -> dict[str, str]:
+    """Versions of Python and of the libraries that made the model (those installed)."""
+    versions = {"python": platform.python_version()}
+    for name in (
+        "mlclf_hub",
+        "transformers",
+        "torch",
+        "huggingface_hub",
+        "datasets",
+        "accelerate",
+        "tokenizers",
+    ):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def template_path() -> Path:
+    """`model_card_template.md`: inside the package when installed, else at the repository root (editable)."""
+    for candidate in (PACKAGE_DIR / TEMPLATE_NAME, PACKAGE_DIR.parent / TEMPLATE_NAME):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"{TEMPLATE_NAME} not found in {PACKAGE_DIR} nor in {PACKAGE_DIR.parent}; reinstall mlclf_hub."
+    )
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join([":---"] + [" ---: "] * (len(header) - 1)) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _is_hub_id(name: str | None) -> bool:
+    """A `namespace/name` that is not a local path (the Hub only accepts real repo ids as `base_model`)."""
+    if not name or os.path.exists(name) or name.startswith((".", "/", "~")):
+        return False
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts)
+
+
+def _field_defaults(cls: type) -> dict[str, Any]:
+    """Each init field's default value (factories called, enums as their values)."""
+    out = {}
+    for f in fields(cls):
+        if not f.init:
+            continue
+        if f.default is not MISSING:
+            value = f.default
+        elif f.default_factory is not MISSING:
+            value = f.default_factory()
+        else:
+            continue
+        out[f.name] = value.value if isinstance(value, enum.Enum) else value
+    return out
+
+
+def _same_setting(value: Any, default: Any) -> bool:
+    """`value` equals `default`, counting an unset default (None) as equal to an empty or false value."""
+    if value == default:
+        return True
+    return default in (None, "") and value in (None, "", False, [], {})
+
+
+@dataclass
+class MultiLabelModelCardData(ModelCardData):
+    """What the model card says, gathered while training; rendered by `generate_model_card`.
+
+    Args:
+        model_name: Pretty name, the card's title and the `model-index` name (default: from `model_id`).
+        model_id: The Hub repo id (`push_to_hub` sets it), used in the usage snippets.
+        language: Language code(s) of the texts, e.g. `"en"`.
+        license: License of the model, e.g. `"apache-2.0"`.
+        base_model: Hub id of the encoder; default: the model's `name_or_path` when it is a Hub id.
+        dataset_name: Name of the training data, shown in the card and the `model-index`.
+        dataset_id: Hub id of the training data set, if it has one (goes to `datasets`).
+        dataset_description: A sentence or two on where the data comes from.
+        tags: Extra tags (added to `mlclf_hub`, `text-classification`, `multi-label-classification`).
+        widget_text: Example texts for the Hub widget; default: the first validation text.
+
+    Example:
+        >>> card_data = MultiLabelModelCardData(language="en", license="apache-2.0", dataset_name="debtags")
+        >>> card_data.pipeline_tag, card_data.library_name
+        ('text-classification', 'transformers')
+    """
+
+    # Given by the user
+    model_name: str | None = None
+    model_id: str | None = None
+    language: str | list[str] | None = None
+    license: str | None = None
+    base_model: str | None = None
+    dataset_name: str | None = None
+    dataset_id: str | None = None
+    dataset_description: str | None = None
+    tags: list[str] = field(default_factory=list)
+    widget_text: list[str] = field(default_factory=list)
+
+    # Filled during training (ModelCardCallback, train())
+    all_hyperparameters: dict[str, Any] = field(default_factory=dict, init=False)
+    non_default_hyperparameters: dict[str, Any] = field(default_factory=dict, init=False)
+    train_rows: int | None = field(default=None, init=False)
+    eval_rows: int | None = field(default=None, init=False)
+    eval_metrics: dict[str, Any] = field(default_factory=dict, init=False)
+    per_label_metrics: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
+    eval_thresholds: list[float] | None = field(default=None, init=False)
+    training_logs: list[dict[str, Any]] = field(default_factory=list, init=False)
+
+    # Computed
+    pipeline_tag: str = field(default="text-classification", init=False)
+    library_name: str = field(default="transformers", init=False)
+    framework_versions: dict[str, str] = field(default_factory=get_versions, init=False)
+    # Set from the model by `set_model` at render time
+    labels: list[str] = field(default_factory=list, init=False)
+    thresholds: list[float] = field(default_factory=list, init=False)
+    pooling: str | None = field(default=None, init=False)
+    backbone_type: str | None = field(default=None, init=False)
+    num_parameters: int | None = field(default=None, init=False)
+    base_model_source: str | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.widget_text, str):
+            self.widget_text = [self.widget_text]
+        self.tags = list(dict.fromkeys([*DEFAULT_TAGS, *(self.tags or [])]))
+        # `ModelCardData` attributes its own methods read.
+        self.eval_results = None
+        self.datasets = None
+        self.metrics = None
+
+    # -- filled during training ------------------------------------------------------------------------------
+    def set_hyperparameters(self, args: Any) -> None:
+        """All hyperparameters of a `TrainingArguments`, and those that differ from the class defaults.
+
+        The defaults are read from the dataclass fields: building a second `TrainingArguments` during
+        training would reset accelerate's shared state under the running Trainer.
+        """
+        values = {key: value for key, value in args.to_dict().items() if key not in IGNORED_HYPERPARAMETERS}
+        self.all_hyperparameters = values
+        defaults = _field_defaults(type(args))
+        self.non_default_hyperparameters = {
+            key: value
+            for key, value in values.items()
+            if key in defaults and not _same_setting(value, defaults[key])
+        }
+
+    def set_eval_metrics(self, metrics: dict[str, Any], thresholds: list[float] | None = None) -> None:
+        """The validation metrics (`multilabel_metrics(..., per_label=True)`) and the thresholds they used."""
+        metrics = dict(metrics)
+        self.per_label_metrics = metrics.pop("per_label", None) or self.per_label_metrics
+        self.eval_metrics = metrics
+        self.eval_thresholds = [float(t) for t in thresholds] if thresholds is not None else None
+        if metrics.get("num_samples") is not None:
+            self.eval_rows = int(metrics["num_samples"])
+
+    def set_model(self, model: PreTrainedModel) -> None:
+        """Labels, thresholds, pooling, backbone and base model, read from the model itself."""
+        config = model.config
+        self.labels = [config.id2label[i] for i in range(config.num_labels)]
+        self.thresholds = [float(t) for t in getattr(config, "thresholds", None) or [0.5] * config.num_labels]
+        self.pooling = getattr(config, "pooling", None)
+        backbone = getattr(config, "backbone_config", None)
+        self.backbone_type = getattr(backbone, "model_type", None)
+        self.num_parameters = int(sum(p.numel() for p in model.parameters()))
+        source = getattr(model, "name_or_path", None) or getattr(backbone, "_name_or_path", None) or None
+        if self.base_model is None and _is_hub_id(source):
+            self.base_model = source
+        self.base_model_source = self.base_model or (
+            os.path.basename(os.path.normpath(source)) if source else None
+        )
+        if not self.model_name:
+            self.model_name = self.model_id.split("/")[-1] if self.model_id else "multi-label text classifier"
+        if self.dataset_id and not self.datasets:
+            self.datasets = [self.dataset_id]
+
+    # -- rendering ---------------------------------------------------------------------------------------------
+    def eval_result_list(self) -> list[EvalResult]:
+        """`EvalResult`s (task text-classification) for the `model-index`, one per overall metric."""
+        results = []
+        for key, name, metric_type, metric_args in CARD_METRICS:
+            if self.eval_metrics.get(key) is None:
+                continue
+            results.append(
+                EvalResult(
+                    task_type="text-classification",
+                    task_name="Multi-label text classification",
+                    dataset_type=self.dataset_id or "custom",
+                    dataset_name=self.dataset_name or "validation data",
+                    dataset_split="validation",
+                    metric_type=metric_type,
+                    metric_name=name,
+                    metric_value=round(float(self.eval_metrics[key]), DIGITS),
+                    metric_args=metric_args,
+                )
+            )
+        return results
+
+    def _labels_table(self) -> str:
+        return _markdown_table(
+            ["Label", "Threshold"],
+            [[f"`{name}`", format_metric(t)] for name, t in zip(self.labels, self.thresholds)],
+        )
+
+    def _eval_table(self) -> str:
+        rows = [
+            [name, format_metric(self.eval_metrics[key])]
+            for key, name, _, _ in CARD_METRICS
+            if key in self.eval_metrics
+        ]
+        if self.eval_metrics.get("eval_loss") is not None and np.isfinite(self.eval_metrics["eval_loss"]):
+            rows.append(["Validation loss", format_metric(self.eval_metrics["eval_loss"])])
+        return _markdown_table(["Metric", "Value"], rows) if rows else ""
+
+    def _per_label_table(self) -> str:
+        thresholds = dict(zip(self.labels, self.eval_thresholds or self.thresholds))
+        rows = [
+            [
+                f"`{name}`",
+                format_metric(thresholds[name]) if name in thresholds else "",
+                format_metric(m["precision"]),
+                format_metric(m["recall"]),
+                format_metric(m["f1"]),
+                format_metric(m["support"]),
+            ]
+            for name, m in self.per_label_metrics.items()
+        ]
+        return (
+            _markdown_table(["Label", "Threshold", "Precision", "Recall", "F1", "Support"], rows)
+            if rows
+            else ""
+        )
+
+    def _hyperparameter_lines(self, values: dict[str, Any]) -> str:
+        return "\n".join(f"- {key}: `{value!r}`" for key, value in sorted(values.items()))
+
+    def _training_log_table(self) -> str:
+        columns = ["epoch", "step", "train_loss", "eval_loss", "f1_micro", "f1_macro", "lrap"]
+        present = [c for c in columns if any(c in row for row in self.training_logs)]
+        rows = [[format_metric(row[c]) if c in row else "-" for c in present] for row in self.training_logs]
+        return _markdown_table(present, rows) if rows else ""
+
+    def _thresholds_note(self) -> str:
+        if self.eval_thresholds is None or not self.thresholds:
+            return ""
+        if np.allclose(self.eval_thresholds, self.thresholds):
+            return ""
+        return (
+            "Note: these metrics were measured at thresholds "
+            f"{[format_metric(t) for t in self.eval_thresholds]}, not at the saved ones above."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The template variables: every field plus the pre-rendered tables (a failed one is logged, left out)."""
+        values: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["repo_id"] = self.model_id or "path/to/model"
+        values["widget_example"] = self.widget_text[0] if self.widget_text else "Your text here."
+        sections: dict[str, Callable[[], Any]] = {
+            "labels_table": self._labels_table,
+            "eval_table": self._eval_table,
+            "per_label_table": self._per_label_table,
+            "non_default_hyperparameters_list": lambda: self._hyperparameter_lines(
+                self.non_default_hyperparameters
+            ),
+            "all_hyperparameters_list": lambda: self._hyperparameter_lines(self.all_hyperparameters),
+            "training_log_table": self._training_log_table,
+            "thresholds_note": self._thresholds_note,
+        }
+        for name, build in sections.items():
+            try:
+                values[name] = build()
+            except Exception as error:
+                logger.warning(f"Model card: leaving out `{name}` ({type(error).__name__}: {error}).")
+                values[name] = ""
+        return values
+
+    def to_yaml(self, line_break: str | None = None, original_order: list[str] | None = None) -> str:
+        """The front matter: only `YAML_FIELDS`, with the metrics as a `model-index`."""
+        data: dict[str, Any] = {
+            "language": self.language,
+            "license": self.license,
+            "library_name": self.library_name,
+            "pipeline_tag": self.pipeline_tag,
+            "tags": self.tags,
+            "base_model": self.base_model,
+            "datasets": self.datasets,
+            "metrics": sorted({m[2] for m in CARD_METRICS if m[0] in self.eval_metrics}) or None,
+            "widget": [{"text": text} for text in self.widget_text] or None,
+        }
+        try:
+            results = self.eval_result_list()
+            if results:
+                data["model-index"] = eval_results_to_model_index(self.model_name or "model", results)
+        except Exception as error:
+            logger.warning(f"Model card: leaving out the model-index ({type(error).__name__}: {error}).")
+        data = {
+            key: value for key, value in data.items() if key in YAML_FIELDS and value not in (None, [], "")
+        }
+        return yaml_dump(data, sort_keys=False, line_break=line_break).strip()
+
+
+class ModelCardCallback(TrainerCallback):
+    """Fills a `MultiLabelModelCardData` during training: hyperparameters, row counts, evaluation log.
+
+    It also attaches the card data to the model as `model.model_card_data`, so that
+    `push_to_hub(model, ...)` finds it.
+
+    Example:
+        >>> card_data = MultiLabelModelCardData(dataset_name="debtags")
+        >>> trainer.add_callback(ModelCardCallback(card_data))  # doctest: +SKIP
+    """
+
+    def __init__(self, card_data: MultiLabelModelCardData) -> None:
+        self.card_data = card_data
+
+    def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
+        try:
+            self.card_data.set_hyperparameters(args)
+        except Exception as error:
+            logger.warning(f"Model card: could not record the hyperparameters ({error}).")
+        dataset = getattr(train_dataloader, "dataset", None)
+        if dataset is not None and hasattr(dataset, "__len__"):
+            self.card_data.train_rows = len(dataset)
+        if model is not None:
+            model.model_card_data = self.card_data
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self._log_row(state)["train_loss"] = float(logs["loss"])
+
+    def on_evaluate(
+        self,
+        args,
+        state,
+        control,
+        metrics=None,
+        model=None,
+        eval_dataloader=None,
+        processing_class=None,
+        **kwargs,
+    ):
+        metrics = {key.removeprefix("eval_"): value for key, value in (metrics or {}).items()}
+        row = self._log_row(state)
+        row.update({key: metrics[key] for key in ("loss", "f1_micro", "f1_macro", "lrap") if key in metrics})
+        if "loss" in row:
+            row["eval_loss"] = row.pop("loss")
+        # The last evaluation stands until `train()` records the metrics at the tuned thresholds.
+        self.card_data.set_eval_metrics(
+            {
+                ("eval_loss" if k == "loss" else k): v
+                for k, v in metrics.items()
+                if isinstance(v, (int, float))
+            },
+            thresholds=[0.5] * model.config.num_labels if model is not None else None,  # compute_metrics' 0.5
+        )
+        dataset = getattr(eval_dataloader, "dataset", None)
+        if not self.card_data.widget_text and dataset is not None and processing_class is not None:
+            try:
+                text = processing_class.decode(dataset[0]["input_ids"], skip_special_tokens=True).strip()
+                if text:
+                    self.card_data.widget_text = [text]
+            except Exception as error:
+                logger.warning(f"Model card: no widget example ({error}).")
+
+    def _log_row(self, state) -> dict[str, Any]:
+        logs = self.card_data.training_logs
+        if not logs or logs[-1].get("step") != state.global_step:
+            logs.append({"epoch": float(state.epoch or 0.0), "step": int(state.global_step)})
+        return logs[-1]
+
+
+def _attached(model: PreTrainedModel) -> MultiLabelModelCardData | None:
+    """The card data `ModelCardCallback` attached to the model during training, if any.
+
+    (`CardData` defines `__len__`, so card data is tested with `is None`, never for truth.)
+    """
+    data = getattr(model, "model_card_data", None)
+    return data if isinstance(data, MultiLabelModelCardData) else None
+
+
+def generate_model_card(
+    model: PreTrainedModel, card_data: MultiLabelModelCardData | None = None
+) -> ModelCard:
+    """Render the card of `model` from `model_card_template.md` (one `ModelCard.from_template` call).
+
+    Args:
+        model: The model; its labels, thresholds and backbone are read at render time.
+        card_data: What training recorded; default: `model.model_card_data`, else an empty one.
+
+    Returns:
+        The `huggingface_hub.ModelCard` (`str(card)` is the README.md text).
+
+    Example:
+        >>> card = generate_model_card(model, MultiLabelModelCardData(license="mit"))  # doctest: +SKIP
+        >>> card.data.pipeline_tag  # doctest: +SKIP
+        'text-classification'
+    """
+    data = _attached(model) if card_data is None else card_data
+    data = copy.deepcopy(data if data is not None else MultiLabelModelCardData())
+    data.set_model(model)
+    return ModelCard.from_template(data, template_path=str(template_path()))
+
+
+def card_writer(model: PreTrainedModel, card_data: MultiLabelModelCardData | None = None) -> ExtraWriter:
+    """A `saving.save_model(extra_writers=[...])` hook that writes README.md (the card) into the save.
+
+    A card that cannot be rendered is logged and skipped: it never breaks the save.
+
+    Example:
+        >>> save_model(model, "out", tokenizer, extra_writers=[card_writer(model, card_data)])  # doctest: +SKIP
+    """
+
+    def write(directory: Path) -> None:
+        try:
+            card = generate_model_card(model, card_data)
+        except Exception as error:
+            logger.warning(f"Model card not written ({type(error).__name__}: {error}).")
+            return
+        (Path(directory) / "README.md").write_text(str(card), encoding="utf-8")
+
+    return write
+
+
+class HubPushError(RuntimeError):
+    """`push_to_hub` failed; `stage` says where ("saving", "creating the repo", ...), the cause is chained."""
+
+    def __init__(self, repo_id: str, stage: str, cause: BaseException) -> None:
+        super().__init__(f"push to {repo_id} failed while {stage}: {type(cause).__name__}: {cause}")
+        self.repo_id = repo_id
+        self.stage = stage
+
+
+def _check_repo_id(repo_id: Any) -> str:
+    if not isinstance(repo_id, str) or not repo_id or repo_id.count("/") > 1 or repo_id.strip("/") != repo_id:
+        raise ValueError(f"`repo_id` must be 'name' or 'namespace/name', got {repo_id!r}.")
+    return repo_id
+
+
+def _default_tokenizer(model: PreTrainedModel) -> PreTrainedTokenizerBase | None:
+    source = getattr(model, "name_or_path", None)
+    if source and os.path.isdir(source):
+        try:
+            return AutoTokenizer.from_pretrained(source)
+        except Exception as error:
+            logger.warning(f"No tokenizer loaded from {source} ({error}).")
+    logger.warning(
+        "push_to_hub: no tokenizer given or found next to the model; pushing the model without one."
+    )
+    return None
+
+
+def _card_writers(model: PreTrainedModel, card_data: MultiLabelModelCardData | None, repo_id: str) -> list:
+    """Card writer for the push: given or attached card data; else the README.md saved with the model."""
+    data = _attached(model) if card_data is None else card_data
+    source = getattr(model, "name_or_path", None)
+    existing = Path(source) / "README.md" if source and os.path.isdir(source) else None
+    if data is None and existing is not None and existing.is_file():
+        text = existing.read_text(encoding="utf-8")
+        return [lambda d: (Path(d) / "README.md").write_text(text, encoding="utf-8")]
+    data = copy.deepcopy(data if data is not None else MultiLabelModelCardData())
+    data.model_id = data.model_id or (repo_id if "/" in repo_id else None)
+    return [card_writer(model, data)]
+
+
+def push_to_hub(
+    model: PreTrainedModel,
+    repo_id: str,
+    *,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    card_data: MultiLabelModelCardData | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    token: str | bool | None = None,
+    create_pr: bool = False,
+    endpoint: str | None = None,
+    extra_writers: list[ExtraWriter] | None = None,
+) -> CommitInfo:
+    """Upload the model, tokenizer, remote code and card to the Hub in one commit.
+
+    The files are saved into a temporary directory first; the model's own directory is never touched,
+    whatever happens. The repo is created if needed (`create_repo(exist_ok=True)`), the branch too when
+    `revision` is given, then everything goes up with one `upload_folder` call.
+
+    Args:
+        model: The `MultiLabelModel` (also usable as `mlclf_hub.push_to_hub(model, ...)`).
+        repo_id: `"namespace/name"` (or `"name"`, in the token owner's namespace).
+        tokenizer: Pushed with the model; default: loaded from `model.name_or_path` when it is a directory.
+        card_data: The card's data; default: the one `train()` attached (`model.model_card_data`), else
+            the README.md next to the model, else a card without metrics.
+        private: Visibility of a newly created repo (an existing repo keeps its own).
+        revision: Branch to commit to (created from the default branch if missing).
+        commit_message: Default "Upload multi-label classifier with mlclf_hub".
+        token: Hub token; default: the usual places (`HF_TOKEN`, `hf auth login`).
+        create_pr: Open a pull request instead of committing to the branch.
+        endpoint: Hub URL; default `HF_ENDPOINT` (read when huggingface_hub is imported).
+        extra_writers: More files to add, as for `saving.save_model`.
+
+    Returns:
+        The `huggingface_hub.CommitInfo` of the commit (`.oid`, `.commit_url`, `.pr_url`).
+
+    Raises:
+        ValueError: A malformed `repo_id` (nothing is sent).
+        HubPushError: Saving, creating the repo or branch, or the upload failed; the message names the
+            stage and the cause (which is chained). Nothing local is changed.
+
+    Example:
+        >>> import mlclf_hub
+        >>> info = mlclf_hub.push_to_hub(result.model, "me/my-classifier", tokenizer=result.tokenizer)  # doctest: +SKIP
+        >>> info.commit_url  # doctest: +SKIP
+        'https://huggingface.co/me/my-classifier/commit/...'
+    """
+    _check_repo_id(repo_id)
+    if tokenizer is None:
+        tokenizer = _default_tokenizer(model)
+    api = HfApi(endpoint=endpoint, token=token)
+    with tempfile.TemporaryDirectory(prefix="mlclf-push-") as tmp:
+        folder = Path(tmp) / "model"
+        stage = "saving the model to a temporary directory"
+        try:
+            writers = [*_card_writers(model, card_data, repo_id), *(extra_writers or [])]
+            save_model(model, folder, tokenizer, extra_writers=writers)
+            stage = "creating the repo"
+            repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
+            full_id = getattr(repo_url, "repo_id", None) or repo_id
+            if revision is not None:
+                stage = f"creating the branch {revision!r}"
+                api.create_branch(full_id, branch=revision, exist_ok=True)
+            stage = "committing"
+            info = api.upload_folder(
+                repo_id=full_id,
+                folder_path=folder,
+                commit_message=commit_message or "Upload multi-label classifier with mlclf_hub",
+                revision=revision,
+                create_pr=create_pr,
+            )
+        except Exception as error:
+            raise HubPushError(repo_id, stage, error) from error
+    logger.info(f"Pushed to {info.commit_url}")
+    return info
+
+
+__all__ = [
+    "HubPushError",
+    "ModelCardCallback",
+    "MultiLabelModelCardData",
+    "card_writer",
+    "format_metric",
+    "generate_model_card",
+    "push_to_hub",
+]
