@@ -35,47 +35,76 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     return texts
 
 
-def _windows(
-    tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int, stride: int | None, sliding: bool
-) -> tuple[list[list[int]], np.ndarray]:
-    """Token ids per window and, for each window, the index of its text."""
-    if not sliding:
-        encoded = tokenizer(texts, truncation=True, max_length=max_length)
-        return encoded["input_ids"], np.arange(len(texts))
-    overlap = stride if stride is not None else max_length // 4
-    if not 0 <= overlap < max_length - 2:
-        raise ValueError(
-            f"`stride` (tokens shared by neighbouring windows) must be in [0, {max_length - 3}], got {overlap}."
+def tokenize_windows(
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    max_length: int,
+    *,
+    text_pairs: list[str] | None = None,
+    stride: int | None = None,
+    sliding_window: bool = False,
+) -> tuple[list[dict[str, list[int]]], np.ndarray]:
+    """Unpadded token features per window and, for each window, the index of its text.
+
+    Without `sliding_window` each text (or pair) is one window, truncated to `max_length`.
+
+    Example:
+        >>> features, owner = tokenize_windows(tokenizer, ["a b c d e f"], 5, sliding_window=True)  # doctest: +SKIP
+        >>> owner  # doctest: +SKIP
+        array([0, 0])
+    """
+    keys = ("input_ids", "token_type_ids")
+    if not sliding_window:
+        encoded = tokenizer(texts, text_pairs, truncation=True, max_length=max_length)
+        owner = np.arange(len(texts))
+    else:
+        if text_pairs is not None:
+            raise ValueError("sliding_window reads single long texts; it does not apply to text pairs.")
+        overlap = stride if stride is not None else max_length // 4
+        if not 0 <= overlap < max_length - 2:
+            raise ValueError(
+                f"`stride` (tokens shared by neighbouring windows) must be in [0, {max_length - 3}], got {overlap}."
+            )
+        encoded = tokenizer(
+            texts, truncation=True, max_length=max_length, stride=overlap, return_overflowing_tokens=True
         )
-    encoded = tokenizer(
-        texts, truncation=True, max_length=max_length, stride=overlap, return_overflowing_tokens=True
-    )
-    return encoded["input_ids"], np.asarray(encoded["overflow_to_sample_mapping"])
+        owner = np.asarray(encoded["overflow_to_sample_mapping"])
+    present = [key for key in keys if key in encoded]
+    features = [{key: encoded[key][i] for key in present} for i in range(len(encoded["input_ids"]))]
+    return features, owner
 
 
 @torch.no_grad()
 def _window_logits(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    input_ids: list[list[int]],
+    features: list[dict[str, list[int]]],
     batch_size: int,
     show_progress: bool,
 ) -> np.ndarray:
-    order = np.argsort([len(ids) for ids in input_ids], kind="stable")[::-1]
-    logits = np.empty((len(input_ids), model.config.num_labels), dtype=np.float32)
+    order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")[::-1]
+    logits = np.empty((len(features), model.config.num_labels), dtype=np.float32)
     device = next(model.parameters()).device
     starts = range(0, len(order), batch_size)
     for start in tqdm(starts, desc="Predicting", unit="batch", disable=not show_progress):
         chosen = order[start : start + batch_size]
-        batch = tokenizer.pad({"input_ids": [input_ids[i] for i in chosen]}, return_tensors="pt")
-        batch = {
-            key: value.to(device) for key, value in batch.items() if key in ("input_ids", "attention_mask")
-        }
-        logits[chosen] = model(**batch).logits.float().cpu().numpy()
+        batch = tokenizer.pad([features[i] for i in chosen], return_tensors="pt")
+        logits[chosen] = (
+            model(**{key: value.to(device) for key, value in batch.items()}).logits.float().cpu().numpy()
+        )
     return logits
 
 
-def _aggregate(window_scores: np.ndarray, owner: np.ndarray, n_texts: int, how: Aggregate) -> np.ndarray:
+def aggregate_windows(
+    window_scores: np.ndarray, owner: np.ndarray, n_texts: int, how: Aggregate
+) -> np.ndarray:
+    """Per-text scores from per-window scores: the `"max"` or the `"mean"` over each text's windows.
+
+    Example:
+        >>> aggregate_windows(np.array([[0.2], [0.6], [0.9]]), np.array([0, 0, 1]), 2, "mean")
+        array([[0.4],
+               [0.9]])
+    """
     if how not in ("max", "mean"):
         raise ValueError(f"`aggregate` must be 'max' or 'mean', got {how!r}.")
     out = np.full((n_texts, window_scores.shape[1]), -np.inf if how == "max" else 0.0, dtype=np.float64)
@@ -91,6 +120,7 @@ def predict_proba(
     tokenizer: PreTrainedTokenizerBase,
     texts: Iterable[str],
     *,
+    text_pairs: Iterable[str] | None = None,
     batch_size: int = 64,
     max_length: int | None = None,
     sliding_window: bool = False,
@@ -104,6 +134,7 @@ def predict_proba(
         model: A `MultiLabelModel` (or any model whose output has multi-label `logits`).
         tokenizer: Its tokenizer.
         texts: The texts; row order is kept whatever the batching order.
+        text_pairs: Second texts, one per text, for pair inputs (token type ids kept).
         batch_size: Texts (or windows) per forward pass.
         max_length: Token budget per text (or window); defaults to the tokenizer's
             `model_max_length` capped at 512.
@@ -118,21 +149,27 @@ def predict_proba(
         (2, 3)
     """
     texts = _check_texts(texts)
+    if text_pairs is not None:
+        text_pairs = _check_texts(text_pairs)
+        if len(text_pairs) != len(texts):
+            raise ValueError(f"`text_pairs` needs one text per text ({len(texts)}), got {len(text_pairs)}.")
     if not texts:
         return np.zeros((0, model.config.num_labels), dtype=np.float64)
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
     max_length = max_length or min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
-    input_ids, owner = _windows(tokenizer, texts, max_length, stride, sliding_window)
+    features, owner = tokenize_windows(
+        tokenizer, texts, max_length, text_pairs=text_pairs, stride=stride, sliding_window=sliding_window
+    )
     if show_progress is None:
-        show_progress = len(input_ids) > 10 * batch_size
+        show_progress = len(features) > 10 * batch_size
     was_training = model.training
     model.eval()
     try:
-        logits = _window_logits(model, tokenizer, input_ids, batch_size, show_progress)
+        logits = _window_logits(model, tokenizer, features, batch_size, show_progress)
     finally:
         model.train(was_training)
-    return _aggregate(sigmoid(logits.astype(np.float64)), owner, len(texts), aggregate)
+    return aggregate_windows(sigmoid(logits.astype(np.float64)), owner, len(texts), aggregate)
 
 
 def predict(
@@ -155,4 +192,4 @@ def predict(
     return [[names[j] for j in np.flatnonzero(row)] for row in chosen]
 
 
-__all__ = ["predict", "predict_proba"]
+__all__ = ["aggregate_windows", "predict", "predict_proba", "tokenize_windows"]

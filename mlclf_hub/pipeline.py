@@ -27,7 +27,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
-from .inference import Aggregate, _aggregate, _windows
+from .inference import Aggregate, aggregate_windows, tokenize_windows
 from .metrics import _check_thresholds, sigmoid
 
 logger = logging.get_logger(__name__)
@@ -123,14 +123,19 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
             raise TypeError(
                 f"{TASK} expects a string or a list of strings, got {type(inputs).__name__} {inputs!r:.60}."
             )
-        input_ids, _ = _windows(
-            self.tokenizer, [inputs], max_length or self._default_max_length(), stride, sliding_window
+        windows, _ = tokenize_windows(
+            self.tokenizer,
+            [inputs],
+            max_length or self._default_max_length(),
+            stride=stride,
+            sliding_window=sliding_window,
         )
-        for index, ids in enumerate(input_ids):
+        for index, window in enumerate(windows):
+            ids = window["input_ids"]
             yield {
                 "input_ids": torch.tensor([ids], dtype=torch.long),
                 "attention_mask": torch.ones((1, len(ids)), dtype=torch.long),
-                "is_last": index == len(input_ids) - 1,
+                "is_last": index == len(windows) - 1,
             }
 
     def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +155,7 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
     ) -> list[dict[str, Any]]:
         logits = np.concatenate([out["logits"].float().numpy().reshape(1, -1) for out in all_outputs])
         window_scores = sigmoid(logits.astype(np.float64))
-        scores = _aggregate(window_scores, np.zeros(len(logits), dtype=np.int64), 1, aggregate)[0]
+        scores = aggregate_windows(window_scores, np.zeros(len(logits), dtype=np.int64), 1, aggregate)[0]
         config = self.model.config
         cutoffs = np.broadcast_to(
             np.asarray(config.thresholds if threshold is None else threshold, dtype=np.float64),

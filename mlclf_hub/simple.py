@@ -51,7 +51,7 @@ from .data import LabelSpace, to_rows
 from .hub import card_writer
 from .hub import push_to_hub as hub_push_to_hub
 from .inference import predict_proba
-from .metrics import binarize, multilabel_metrics, sigmoid
+from .metrics import binarize, multilabel_metrics
 from .modeling_multilabel import MultiLabelModel, multilabel_loss
 from .saving import save_model as atomic_save
 from .thresholds import tune_thresholds
@@ -878,35 +878,6 @@ def _stride_to_overlap(stride: float, max_length: int, special_tokens: int) -> i
     return int(min(max(window - max(step, 1), 0), max_length - 3))
 
 
-@torch.no_grad()
-def _pair_proba(
-    model: MultiLabelModel,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: list[str],
-    pairs: list[str],
-    batch_size: int,
-    max_length: int,
-) -> np.ndarray:
-    """Probabilities for text pairs (token type ids kept), in length-sorted batches padded per batch."""
-    encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length)
-    keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoded]
-    order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
-    logits = np.empty((len(texts), model.config.num_labels), dtype=np.float64)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(order), batch_size):
-            chosen = order[start : start + batch_size]
-            batch = tokenizer.pad(
-                {key: [encoded[key][i] for i in chosen] for key in keys}, return_tensors="pt"
-            )
-            logits[chosen] = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy()
-    finally:
-        model.train(was_training)
-    return sigmoid(logits)
-
-
 class MultiLabelClassificationModel:
     """simpletransformers' `MultiLabelClassificationModel` on `mlclf_hub`: same calls, fewer bugs.
 
@@ -1152,13 +1123,20 @@ class MultiLabelClassificationModel:
     def _proba(
         self, texts: list[str], pairs: list[str] | None = None, model: MultiLabelModel | None = None
     ) -> np.ndarray:
-        """Probabilities `(n, num_labels)` as float64: `predict_proba`, or `_pair_proba` for pairs."""
+        """Probabilities `(n, num_labels)` as float64 from `inference.predict_proba`."""
         model = model or self.model
         args = self.args
         if pairs is not None:
             if args.sliding_window:
                 raise ValueError("Sequence pair tasks are not implemented for sliding window tokenization.")
-            return _pair_proba(model, self.tokenizer, texts, pairs, args.eval_batch_size, args.max_seq_length)
+            return predict_proba(
+                model,
+                self.tokenizer,
+                texts,
+                text_pairs=pairs,
+                batch_size=args.eval_batch_size,
+                max_length=args.max_seq_length,
+            )
         overlap = None
         if args.sliding_window:
             special = self.tokenizer.num_special_tokens_to_add(pair=False)

@@ -86,3 +86,19 @@ def test_bad_inputs_name_the_row():
         predict_proba(model, tokenizer, ["fine"], sliding_window=True, aggregate="sum")
     with pytest.raises(ValueError, match="`batch_size` must be >= 1, got 0"):
         predict_proba(model, tokenizer, ["fine"], batch_size=0)
+
+
+def test_text_pairs_keep_token_type_ids():
+    model, tokenizer = tiny_model(), tiny_tokenizer()
+    texts, pairs = ["the team won", "vote"], ["a new law", "old phone code chip"]
+    probs = predict_proba(model, tokenizer, texts, text_pairs=pairs, batch_size=1)
+    with torch.no_grad():
+        expected = [
+            torch.sigmoid(model(**tokenizer([t], [p], return_tensors="pt")).logits)[0]
+            for t, p in zip(texts, pairs)
+        ]
+    assert np.allclose(probs, torch.stack(expected).double().numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match=r"`text_pairs` needs one text per text \(2\), got 1"):
+        predict_proba(model, tokenizer, texts, text_pairs=["x"])
+    with pytest.raises(ValueError, match="does not apply to text pairs"):
+        predict_proba(model, tokenizer, texts, text_pairs=pairs, sliding_window=True)
