@@ -260,6 +260,7 @@ def test_two_process_ddp_trains_both_ranks_and_saves_one_model(tmp_path):
     saved = sorted(p.name for p in (tmp_path / "model").iterdir() if not p.name.startswith("checkpoint-"))
     assert saved == sorted(
         [
+            "README.md",
             "config.json",
             "configuration_multilabel.py",
             "model.safetensors",
