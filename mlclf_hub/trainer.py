@@ -165,7 +165,17 @@ class TrainResult:
 
 
 class MultiLabelTrainer(Trainer):
-    """`Trainer` whose optimizer gives the classification head its own learning rate."""
+    """`Trainer` whose optimizer gives the classification head its own learning rate.
+
+    Evaluation and prediction also keep the dataset's row order: transformers 5.24 reuses the
+    length-grouped sampler of `train_sampling_strategy="group_by_length"` for evaluation, which
+    returns `predict()` rows shuffled (metrics stay right, per-row outputs do not line up).
+    """
+
+    def _get_eval_sampler(self, eval_dataset: Any) -> torch.utils.data.Sampler | None:
+        if eval_dataset is None or self.args.world_size > 1:
+            return super()._get_eval_sampler(eval_dataset)
+        return torch.utils.data.SequentialSampler(eval_dataset)
 
     def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
         optimizer = super().create_optimizer(model)

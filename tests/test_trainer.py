@@ -326,3 +326,15 @@ def test_minilm_fine_tunes_on_the_shipped_sample(minilm_dir, tmp_path):
     assert set(os.listdir(tmp_path / "out")) >= {"config.json", "model.safetensors", "tokenizer.json"}
     reloaded = AutoModelForMultiLabel.from_pretrained(tmp_path / "out")
     assert reloaded.config.thresholds == result.model.config.thresholds
+
+
+def test_predict_keeps_row_order_with_length_grouped_training(tmp_path):
+    rows = keyword_rows(96, 1)
+    val = sorted(keyword_rows(40, 2), key=lambda row: -len(row[0]))[::3] + keyword_rows(10, 5)
+    args = tiny_args(tmp_path, num_train_epochs=1)
+    assert args.train_sampling_strategy == "group_by_length"
+    result = train(
+        tiny_model(labels=LABELS), rows, val, labels=LABELS, tokenizer=tiny_tokenizer(), args=args, save=False
+    )
+    expected = predict_proba(result.model, tiny_tokenizer(), [text for text, _ in val])
+    assert np.allclose(result.eval_probabilities, expected, atol=1e-5)
