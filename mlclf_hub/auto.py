@@ -33,6 +33,16 @@ def register_auto_classes() -> None:
     AutoModelForSequenceClassification.register(MultiLabelConfig, MultiLabelModel, exist_ok=True)
     MultiLabelConfig.register_for_auto_class()
     MultiLabelModel.register_for_auto_class("AutoModelForSequenceClassification")
+    # With the package installed, `model.push_to_hub` writes our card and uploads in one commit. The
+    # model file itself stays self-contained (remote code keeps transformers' own push_to_hub).
+    MultiLabelModel.push_to_hub = _push_model_to_hub
+
+
+def _push_model_to_hub(self: MultiLabelModel, repo_id: str, **kwargs: Any) -> Any:
+    """`model.push_to_hub(repo_id, ...)`: `mlclf_hub.hub.push_to_hub` (model card, one commit)."""
+    from .hub import push_to_hub
+
+    return push_to_hub(self, repo_id, **kwargs)
 
 
 def _hub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

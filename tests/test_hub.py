@@ -337,6 +337,14 @@ def test_push_reads_the_token_from_the_environment(trained, hub_env):
     assert hub_env.last_token == HUB_TEST_TOKEN
 
 
+def test_model_method_pushes_with_the_card(trained, hub_server):
+    info = trained.model.push_to_hub("ns/method", tokenizer=trained.tokenizer, endpoint=hub_server.endpoint)
+    files = hub_server.files("ns/method", "main")
+    assert set(files) >= MODEL_FILES
+    assert info.oid == hub_server.head("ns/method", "main")
+    assert "mlclf_hub" in files["README.md"].decode()
+
+
 def test_malformed_repo_id_is_refused_before_any_request(trained, hub_server):
     with pytest.raises(
         ValueError, match=re.escape("`repo_id` must be 'name' or 'namespace/name', got 'a/b/c'.")
