@@ -120,7 +120,7 @@ def test_linear_probe_head_starts_better_than_random(tmp_path):
 def test_head_gets_its_own_learning_rate(tmp_path):
     model = tiny_model(labels=LABELS)
     trainer = MultiLabelTrainer(
-        model=model, args=tiny_args(tmp_path, learning_rate=1e-5, head_learning_rate=1e-2)
+        model=model, args=tiny_args(tmp_path, learning_rate=1e-5, head_learning_rate=1e-2, eval_strategy="no")
     )
     optimizer = trainer.create_optimizer()
     head = {id(p) for p in model.classifier.parameters()}
