@@ -224,7 +224,15 @@ def run_plain_trainer(encoder_dir, train_rows, val_rows, labels, y_val, epochs, 
 
 
 def run_ours(
-    encoder_dir, train_rows, val_rows, labels, y_val, epochs, max_length, extra: dict
+    encoder_dir,
+    train_rows,
+    val_rows,
+    labels,
+    y_val,
+    epochs,
+    max_length,
+    extra: dict,
+    save_probs: Path | None = None,
 ) -> list[tuple]:
     import torch
 
@@ -247,6 +255,8 @@ def run_ours(
         val_data = [(r["text"], r["labels"]) for r in val_rows]
         result = train(encoder_dir, train_data, val_data, labels=labels, args=args, save=False)
     probs = result.eval_probabilities  # the validation probabilities train() tuned its thresholds on
+    if save_probs is not None:
+        np.savez_compressed(save_probs, probs=probs, y_true=y_val, labels=np.array(labels))
     name = "mlclf_hub (defaults)" if not extra else f"mlclf_hub {extra}"
     return report_rows(name, y_val, probs, labels, time.perf_counter() - start)
 
@@ -271,6 +281,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-rows", type=int, default=3000)
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument(
+        "--save-probs", type=Path, default=None, help="write ours' validation probabilities (.npz)"
+    )
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     parser.add_argument(
         "--ours-args",
@@ -315,6 +328,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.epochs,
                 args.max_length,
                 args.ours_args,
+                args.save_probs,
             )
         print_table(rows, f"after {system}:")
     print()

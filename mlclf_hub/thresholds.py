@@ -233,6 +233,7 @@ def tune_thresholds(
     n_folds: int = 3,
     seed: int = 0,
     grid: Sequence[float] | np.ndarray | None = None,
+    max_micro_loss: float = 0.0,
 ) -> ThresholdResult:
     """Tunes one global threshold, then moves single labels off it only where that holds up on held-out rows.
 
@@ -242,8 +243,8 @@ def tune_thresholds(
     2. The rows are split into `n_folds` folds (shuffled with `seed`). On each fold, the global threshold and
        every label's own best threshold are tuned on the other folds and measured on the held-out fold.
     3. A label moves if it has at least `min_positives` positive rows, its held-out F1 gain (averaged over
-       folds) is at least `min_gain`, and moving it alone does not lower held-out micro-F1. The last test is
-       what stops weak, frequent labels from sliding towards 0.
+       folds) is at least `min_gain`, and moving it alone lowers held-out micro-F1 by at most
+       `max_micro_loss`. The last test is what stops weak, frequent labels from sliding towards 0.
     4. If the moved labels together score a lower held-out micro-F1 than the global threshold, every label
        falls back to the global threshold.
     5. A moved label gets its best threshold on all rows (ties to the one closest to the global threshold).
@@ -257,6 +258,7 @@ def tune_thresholds(
         n_folds (`int`, defaults to 3): Cross-validation folds over rows (at least 2, at most `n_samples`).
         seed (`int`, defaults to 0): Seed of the row shuffle.
         grid (sequence of `float`, *optional*): Candidate thresholds; defaults to 0.05, 0.06, ..., 0.95.
+        max_micro_loss (`float`, defaults to 0.0): How much held-out micro-F1 moving one label alone may cost.
 
     Returns:
         `ThresholdResult`: The global threshold, per-label thresholds, moved labels and scores.
@@ -291,7 +293,9 @@ def tune_thresholds(
 
     folds = _fold_statistics(t, p, g, n_folds, seed)
     label_gain, micro_gain = _heldout_gains(folds, n_labels)
-    move = (t.sum(axis=0) >= min_positives) & (label_gain >= min_gain) & (micro_gain >= 0.0)
+    if not (isinstance(max_micro_loss, (int, float, np.floating)) and max_micro_loss >= 0):
+        raise ValueError(f"`max_micro_loss` must be a number >= 0, got {max_micro_loss!r}.")
+    move = (t.sum(axis=0) >= min_positives) & (label_gain >= min_gain) & (micro_gain >= -max_micro_loss)
     heldout_global, heldout_per_label = _heldout_micro(folds, move)
     fallback = bool(move.any()) and heldout_per_label < heldout_global
     if fallback:
