@@ -28,7 +28,7 @@ from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
 from .inference import Aggregate, aggregate_windows, tokenize_windows
-from .metrics import _check_thresholds, sigmoid
+from .metrics import _check_thresholds, binarize, sigmoid
 
 logger = logging.get_logger(__name__)
 
@@ -157,11 +157,10 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
         window_scores = sigmoid(logits.astype(np.float64))
         scores = aggregate_windows(window_scores, np.zeros(len(logits), dtype=np.int64), 1, aggregate)[0]
         config = self.model.config
-        cutoffs = np.broadcast_to(
-            np.asarray(config.thresholds if threshold is None else threshold, dtype=np.float64),
-            scores.shape,
+        cutoffs = config.thresholds if threshold is None else threshold
+        keep = (
+            np.ones_like(scores, dtype=bool) if return_all_scores else binarize(scores[None], cutoffs)[0] == 1
         )
-        keep = np.ones_like(scores, dtype=bool) if return_all_scores else scores >= cutoffs
         chosen = [j for j in np.argsort(-scores, kind="stable") if keep[j]]
         return [{"label": config.id2label[int(j)], "score": float(scores[j])} for j in chosen[:top_k]]
 
