@@ -160,6 +160,29 @@ def test_seed_snippet_minilm(minilm_dir, tmp_path, monkeypatch, no_cuda):
     np.testing.assert_allclose(reloaded.predict(["Sam"])[1], out[-1], atol=1e-5)
 
 
+@pytest.mark.slow
+def test_bug_upstream_settings_on_debtags_do_not_collapse_to_no_label(minilm_dir, tmp_path, no_cuda):
+    """Upstream, lr 1e-4 / batch 16 on debtags predicts no label at all (its head learns the label
+    frequencies). Here the same settings start from a linear-probe head and predict labels."""
+    from mlclf_hub.data import load_sample, sample_labels
+    from mlclf_hub.metrics import multilabel_metrics
+
+    labels = sample_labels()
+    train = load_sample("train").select(range(240))
+    valid = load_sample("validation").select(range(120))
+    frame = pd.DataFrame({"text": train["text"], "labels": train["labels"]})
+    args = {"learning_rate": 1e-4, "train_batch_size": 16, "num_train_epochs": 1, "max_seq_length": 128}
+    args.update({"output_dir": str(tmp_path / "out"), "labels_list": labels, "tune_thresholds": False})
+    model = MultiLabelClassificationModel(
+        "bert", minilm_dir, num_labels=len(labels), args=args, use_cuda=False
+    )
+    model.train_model(frame)
+    predictions, probabilities = model.predict(list(valid["text"]))
+    assert predictions.sum(axis=1).mean() >= 1.0  # at least one label per text on average at 0.5
+    y_true = np.array([[name in row for name in labels] for row in valid["labels"]], dtype=int)
+    assert multilabel_metrics(y_true, probabilities)["f1_micro"] > 0.3
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Args
 # ---------------------------------------------------------------------------------------------------------------
