@@ -829,13 +829,18 @@ def to_rows(
         require_labels=require_labels,
     )
     clean = table.columns
-    features = {role: datasets.Value("string") for role in ("text", "text_pair") if role in clean}
+    features = _text_features(clean)
     if "labels" in clean:
         kind = _check_uniform_labels(table, split)
         if kind == "numbers":
             clean["labels"] = [[float(value) for value in items] for items in clean["labels"]]
         features["labels"] = datasets.List(datasets.Value("string" if kind == "names" else "float32"))
     return datasets.Dataset.from_dict(clean, features=datasets.Features(features))
+
+
+def _text_features(columns: dict[str, list]) -> dict[str, datasets.Value]:
+    """The `datasets` features of the text columns present (`text`, and `text_pair` for pairs)."""
+    return {role: datasets.Value("string") for role in ("text", "text_pair") if role in columns}
 
 
 def _tokenize_batch(batch: dict[str, list], tokenizer: Any, max_length: int | None) -> dict[str, list]:
@@ -901,7 +906,7 @@ def to_dataset(
         require_labels=require_labels,
     )
     clean = table.columns
-    features = {role: datasets.Value("string") for role in ("text", "text_pair") if role in clean}
+    features = _text_features(clean)
     if "labels" in clean:
         if label_space is None:
             raise TypeError(
