@@ -61,7 +61,7 @@ class MultiLabelTrainingArguments(TrainingArguments):
     output_dir: str | None = field(
         default="mlclf-model", metadata={"help": "Where checkpoints and the final model go."}
     )
-    learning_rate: float = field(default=5e-5, metadata={"help": "Learning rate of the encoder."})
+    learning_rate: float = field(default=2e-4, metadata={"help": "Learning rate of the encoder."})
     num_train_epochs: float = field(default=3.0, metadata={"help": "Training epochs."})
     per_device_train_batch_size: int = field(default=16, metadata={"help": "Training batch size per device."})
     per_device_eval_batch_size: int = field(
