@@ -25,10 +25,9 @@ from mlclf_hub.hub import (
     format_metric,
     generate_model_card,
 )
-from mlclf_hub.trainer import MultiLabelTrainingArguments, train
 from tests.conftest import HUB_TEST_TOKEN
 from tests.tiny_models import tiny_model, tiny_tokenizer
-from tests.train_script import LABELS, keyword_rows
+from tests.train_script import LABELS, keyword_rows, tiny_training_args, train_tiny
 
 pytestmark = pytest.mark.hub
 
@@ -49,26 +48,13 @@ MODEL_FILES = {
 def trained(tmp_path_factory):
     """A tiny model trained for 2 epochs on keyword data and saved (with its card) by `train()`."""
     out = tmp_path_factory.mktemp("trained") / "model"
-    args = MultiLabelTrainingArguments(
-        output_dir=str(out),
-        num_train_epochs=2,
-        per_device_train_batch_size=8,
-        learning_rate=5e-3,
-        use_cpu=True,
-        disable_tqdm=True,
-        save_strategy="no",
-        seed=0,
-        threshold_min_positives=5,
-    )
+    args = tiny_training_args(str(out), num_train_epochs=2)
     card_data = MultiLabelModelCardData(
         language="en", license="apache-2.0", dataset_name="keyword topics", dataset_description="Toy rows."
     )
-    result = train(
-        tiny_model(labels=LABELS),
+    result = train_tiny(
         keyword_rows(80, seed=1),
         keyword_rows(40, seed=2),
-        labels=LABELS,
-        tokenizer=tiny_tokenizer(),
         args=args,
         card_data=card_data,
     )

@@ -21,24 +21,13 @@ from mlclf_hub.trainer import (
     train,
 )
 from tests.tiny_models import tiny_model, tiny_tokenizer
-from tests.train_script import LABELS, keyword_rows
+from tests.train_script import LABELS, keyword_rows, tiny_training_args, train_tiny
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "train_script.py")
 
 
 def tiny_args(tmp_path, **kwargs) -> MultiLabelTrainingArguments:
-    defaults = {
-        "output_dir": str(tmp_path / "out"),
-        "num_train_epochs": 4,
-        "per_device_train_batch_size": 8,
-        "learning_rate": 5e-3,
-        "use_cpu": True,
-        "disable_tqdm": True,
-        "save_strategy": "no",
-        "seed": 0,
-        "threshold_min_positives": 5,
-    }
-    return MultiLabelTrainingArguments(**{**defaults, **kwargs})
+    return tiny_training_args(str(tmp_path / "out"), **kwargs)
 
 
 def test_compute_pos_weight_is_negatives_over_positives_clipped():
@@ -62,12 +51,9 @@ def test_linear_probe_matches_scikit_learn():
 
 def test_train_learns_tunes_thresholds_and_saves(tmp_path):
     args = tiny_args(tmp_path, pos_weight="auto")
-    result = train(
-        tiny_model(labels=LABELS),
+    result = train_tiny(
         keyword_rows(160, seed=1),
         keyword_rows(60, seed=2),
-        labels=LABELS,
-        tokenizer=tiny_tokenizer(),
         args=args,
     )
     assert result.global_step == 4 * 20
@@ -104,12 +90,9 @@ def test_linear_probe_head_starts_better_than_random(tmp_path):
             learning_rate=1e-9,
             head_learning_rate=1e-9,
         )
-        result = train(
-            tiny_model(labels=LABELS),
+        result = train_tiny(
             rows,
             rows,
-            labels=LABELS,
-            tokenizer=tiny_tokenizer(),
             args=args,
             save=False,
         )
@@ -142,12 +125,9 @@ def test_early_stopping_stops_and_keeps_the_best_model(tmp_path):
         early_stopping_patience=2,
         save_total_limit=None,
     )
-    result = train(
-        tiny_model(labels=LABELS),
+    result = train_tiny(
         keyword_rows(64, 1),
         keyword_rows(30, 2),
-        labels=LABELS,
-        tokenizer=tiny_tokenizer(),
         args=args,
     )
     steps_per_epoch = 8
@@ -160,11 +140,8 @@ def test_early_stopping_stops_and_keeps_the_best_model(tmp_path):
 def test_early_stopping_without_validation_data_is_refused(tmp_path):
     args = tiny_args(tmp_path, early_stopping_patience=2)
     with pytest.raises(ValueError, match="early stopping / load_best_model_at_end need validation data"):
-        train(
-            tiny_model(labels=LABELS),
+        train_tiny(
             keyword_rows(16, 1),
-            labels=LABELS,
-            tokenizer=tiny_tokenizer(),
             args=args,
         )
 
@@ -174,11 +151,8 @@ def test_fp16_without_gpu_is_a_clear_error(tmp_path, monkeypatch):
     args = tiny_args(tmp_path)
     args.fp16 = True
     with pytest.raises(ValueError, match="fp16=True needs a CUDA GPU"):
-        train(
-            tiny_model(labels=LABELS),
+        train_tiny(
             keyword_rows(16, 1),
-            labels=LABELS,
-            tokenizer=tiny_tokenizer(),
             args=args,
         )
     assert not (tmp_path / "out").exists()
@@ -198,11 +172,8 @@ def test_callbacks_are_called(tmp_path):
         def on_step_end(self, args, state, control, **kwargs):
             seen.append(state.global_step)
 
-    train(
-        tiny_model(labels=LABELS),
+    train_tiny(
         keyword_rows(16, 1),
-        labels=LABELS,
-        tokenizer=tiny_tokenizer(),
         args=tiny_args(tmp_path, num_train_epochs=1),
         callbacks=[Recorder()],
         save=False,
@@ -274,12 +245,9 @@ def test_two_process_ddp_trains_both_ranks_and_saves_one_model(tmp_path):
 
 def test_metrics_at_tuned_thresholds_match_a_recomputation(tmp_path):
     rows, val = keyword_rows(96, 1), keyword_rows(40, 2)
-    result = train(
-        tiny_model(labels=LABELS),
+    result = train_tiny(
         rows,
         val,
-        labels=LABELS,
-        tokenizer=tiny_tokenizer(),
         args=tiny_args(tmp_path),
         save=False,
     )
@@ -292,11 +260,8 @@ def test_metrics_at_tuned_thresholds_match_a_recomputation(tmp_path):
 
 def test_bf16_trains_on_cpu(tmp_path):
     args = tiny_args(tmp_path, bf16=True, max_steps=2, num_train_epochs=1)
-    result = train(
-        tiny_model(labels=LABELS),
+    result = train_tiny(
         keyword_rows(32, 1),
-        labels=LABELS,
-        tokenizer=tiny_tokenizer(),
         args=args,
         save=False,
     )
@@ -333,8 +298,6 @@ def test_predict_keeps_row_order_with_length_grouped_training(tmp_path):
     val = sorted(keyword_rows(40, 2), key=lambda row: -len(row[0]))[::3] + keyword_rows(10, 5)
     args = tiny_args(tmp_path, num_train_epochs=1)
     assert args.train_sampling_strategy == "group_by_length"
-    result = train(
-        tiny_model(labels=LABELS), rows, val, labels=LABELS, tokenizer=tiny_tokenizer(), args=args, save=False
-    )
+    result = train_tiny(rows, val, args=args, save=False)
     expected = predict_proba(result.model, tiny_tokenizer(), [text for text, _ in val])
     assert np.allclose(result.eval_probabilities, expected, atol=1e-5)

@@ -46,6 +46,34 @@ def keyword_rows(n: int, seed: int) -> list[tuple[str, list[str]]]:
     return rows
 
 
+def tiny_training_args(output_dir: str, **overrides) -> MultiLabelTrainingArguments:
+    """Fast, deterministic CPU settings for the tiny keyword model; `overrides` win.
+
+    Example:
+        >>> tiny_training_args("out", num_train_epochs=1).learning_rate  # doctest: +SKIP
+        0.005
+    """
+    settings = {
+        "output_dir": output_dir,
+        "num_train_epochs": 4,
+        "per_device_train_batch_size": 8,
+        "learning_rate": 5e-3,
+        "use_cpu": True,
+        "disable_tqdm": True,
+        "save_strategy": "no",
+        "seed": 0,
+        "threshold_min_positives": 5,
+    }
+    return MultiLabelTrainingArguments(**{**settings, **overrides})
+
+
+def train_tiny(train_rows, eval_rows=None, **kwargs):
+    """`train()` of a fresh tiny model on `LABELS` with the tiny tokenizer; `kwargs` go to `train()`."""
+    return train(
+        tiny_model(labels=LABELS), train_rows, eval_rows, labels=LABELS, tokenizer=tiny_tokenizer(), **kwargs
+    )
+
+
 class KillAtStep(TrainerCallback):
     """SIGKILL this process once step `step` has been saved (a crash, not a clean exit)."""
 
@@ -66,26 +94,13 @@ def main() -> None:
     opts = parser.parse_args()
 
     torch.manual_seed(0)
-    args = MultiLabelTrainingArguments(
-        output_dir=opts.out_dir,
-        max_steps=opts.max_steps,
-        per_device_train_batch_size=8,
-        learning_rate=5e-3,
-        save_strategy="steps",
-        save_steps=4,
-        save_total_limit=None,
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=0,
-        threshold_min_positives=5,
+    args = tiny_training_args(
+        opts.out_dir, max_steps=opts.max_steps, save_strategy="steps", save_steps=4, save_total_limit=None
     )
     callbacks = [KillAtStep(opts.kill_at_step)] if opts.kill_at_step else []
-    result = train(
-        tiny_model(labels=LABELS),
+    result = train_tiny(
         keyword_rows(96, seed=1),
         keyword_rows(40, seed=2),
-        labels=LABELS,
-        tokenizer=tiny_tokenizer(),
         args=args,
         callbacks=callbacks,
         resume_from_checkpoint=True if opts.resume else None,
