@@ -38,6 +38,15 @@ class MultiLabelConfig(PreTrainedConfig):
             Per-label weight of positive examples in the binary cross-entropy (`> 1` favours recall).
         focal_gamma (`float`, *optional*, defaults to 0.0):
             Focusing parameter of the focal loss; 0 is plain binary cross-entropy.
+        knn_memory_size (`int`, *optional*, defaults to 0):
+            Rows in the model's nearest-neighbour memory (pooled vectors and multi-hot labels of the
+            training rows, stored with the weights); 0 is no memory. Set by `set_knn_memory`.
+        knn_neighbors (`int`, *optional*, defaults to 30):
+            Neighbours a text looks up in the memory.
+        knn_weight (`float`, *optional*, defaults to 0.5):
+            Weight of the neighbours' label log-odds added to the head's logits (0 ignores the memory).
+        knn_temperature (`float`, *optional*, defaults to 20.0):
+            Softmax temperature over the neighbours' cosine similarities.
 
     Raises:
         ValueError: when a field is out of range or inconsistent with the label count; the message
@@ -69,6 +78,10 @@ class MultiLabelConfig(PreTrainedConfig):
     classifier_dropout: float | None = None
     pos_weight: list[float] | None = None
     focal_gamma: float = 0.0
+    knn_memory_size: int = 0
+    knn_neighbors: int = 30
+    knn_weight: float = 0.5
+    knn_temperature: float = 20.0
     problem_type: str | None = "multi_label_classification"
 
     def __post_init__(self, **kwargs: Any) -> None:
@@ -124,6 +137,14 @@ class MultiLabelConfig(PreTrainedConfig):
             )
         if self.focal_gamma is None or self.focal_gamma < 0:
             raise ValueError(f"MultiLabelConfig: `focal_gamma` must be >= 0, got {self.focal_gamma!r}.")
+        for name, minimum in (("knn_memory_size", 0), ("knn_neighbors", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"MultiLabelConfig: `{name}` must be an int >= {minimum}, got {value!r}.")
+        for name in ("knn_weight", "knn_temperature"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"MultiLabelConfig: `{name}` must be a number >= 0, got {value!r}.")
         if self.pos_weight is not None:
             self.pos_weight = [float(w) for w in self.pos_weight]
             if len(self.pos_weight) != self.num_labels:

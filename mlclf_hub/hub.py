@@ -241,6 +241,9 @@ class MultiLabelModelCardData(ModelCardData):
     labels: list[str] = field(default_factory=list, init=False)
     thresholds: list[float] = field(default_factory=list, init=False)
     pooling: str | None = field(default=None, init=False)
+    knn_memory_size: int = field(default=0, init=False)
+    knn_neighbors: int | None = field(default=None, init=False)
+    knn_weight: float | None = field(default=None, init=False)
     backbone_type: str | None = field(default=None, init=False)
     num_parameters: int | None = field(default=None, init=False)
     base_model_source: str | None = field(default=None, init=False)
@@ -280,11 +283,14 @@ class MultiLabelModelCardData(ModelCardData):
             self.eval_rows = int(metrics["num_samples"])
 
     def set_model(self, model: PreTrainedModel) -> None:
-        """Labels, thresholds, pooling, backbone and base model, read from the model itself."""
+        """Labels, thresholds, pooling, memory, backbone and base model, read from the model itself."""
         config = model.config
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
         self.thresholds = [float(t) for t in getattr(config, "thresholds", None) or [0.5] * config.num_labels]
         self.pooling = getattr(config, "pooling", None)
+        self.knn_memory_size = int(getattr(config, "knn_memory_size", 0) or 0)
+        self.knn_neighbors = getattr(config, "knn_neighbors", None)
+        self.knn_weight = getattr(config, "knn_weight", None)
         backbone = getattr(config, "backbone_config", None)
         self.backbone_type = getattr(backbone, "model_type", None)
         self.num_parameters = int(sum(p.numel() for p in model.parameters()))

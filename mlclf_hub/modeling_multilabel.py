@@ -1,4 +1,5 @@
-"""A multi-label text classifier: any `AutoModel` encoder, pooling, dropout and one linear layer.
+"""A multi-label text classifier: any `AutoModel` encoder, pooling, dropout and one linear layer,
+plus an optional nearest-neighbour memory of the training rows.
 
 This file is uploaded to the Hub next to the weights (remote code), so it imports nothing but
 `torch`, `transformers` and its own configuration file.
@@ -40,6 +41,27 @@ def pool_hidden_states(hidden: torch.Tensor, attention_mask: torch.Tensor | None
     raise ValueError(f"pooling must be one of 'cls', 'mean', 'max', got {mode!r}.")
 
 
+def knn_label_logits(
+    pooled: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, neighbors: int, temperature: float
+) -> torch.Tensor:
+    """Label log-odds from the `neighbors` memory rows most cosine-similar to each pooled vector.
+
+    Each neighbour votes with its multi-hot labels, weighted by `softmax(temperature * similarity)`;
+    the vote `v` in [0, 1] becomes `log((v + 1e-3) / (1 - v + 1e-3))`.
+
+    Example:
+        >>> keys = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> values = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> knn_label_logits(torch.tensor([[2.0, 0.1]]), keys, values, 1, 20.0).round(decimals=2)
+        tensor([[ 6.9100, -6.9100]])
+    """
+    similarity = F.normalize(pooled.float(), dim=-1) @ keys.float().T
+    top, index = similarity.topk(min(neighbors, keys.shape[0]), dim=-1)
+    weights = torch.softmax(temperature * top, dim=-1)
+    votes = torch.einsum("bk,bkl->bl", weights, values.float()[index])
+    return torch.log((votes + 1e-3) / (1 - votes + 1e-3))
+
+
 def multilabel_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -74,6 +96,10 @@ class MultiLabelModel(PreTrainedModel):
     (float multi-hot, `(batch, num_labels)`) it also returns the loss configured in the config
     (BCE, per-label `pos_weight`, focal `focal_gamma`).
 
+    With a memory (`set_knn_memory`, filled by `train()` with the training rows after fine-tuning),
+    outside training the logits also get `knn_weight` times the label log-odds of the `knn_neighbors`
+    nearest training rows (`knn_label_logits`). The memory is saved with the weights.
+
     Example:
         >>> from transformers import BertConfig
         >>> from mlclf_hub import MultiLabelConfig, MultiLabelModel
@@ -102,6 +128,9 @@ class MultiLabelModel(PreTrainedModel):
             )
         self.dropout = nn.Dropout(float(dropout) if isinstance(dropout, (int, float)) else 0.1)
         self.classifier = nn.Linear(backbone_config.hidden_size, config.num_labels)
+        size = config.knn_memory_size
+        self.register_buffer("knn_keys", torch.zeros(size, backbone_config.hidden_size), persistent=size > 0)
+        self.register_buffer("knn_values", torch.zeros(size, config.num_labels), persistent=size > 0)
         self._backbone_inputs = set(inspect.signature(self.backbone.forward).parameters)
         self.post_init()
 
@@ -117,6 +146,34 @@ class MultiLabelModel(PreTrainedModel):
         auto_map.setdefault("AutoModel", f"{type(self).__module__.rsplit('.', 1)[-1]}.{type(self).__name__}")
         self.config.auto_map = auto_map
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+    @torch.no_grad()
+    def set_knn_memory(self, vectors: torch.Tensor, labels: torch.Tensor) -> None:
+        """Store pooled vectors `(rows, hidden)` and their multi-hot labels `(rows, num_labels)` as the memory.
+
+        Example:
+            >>> model.set_knn_memory(torch.randn(100, 384), torch.zeros(100, 5))  # doctest: +SKIP
+        """
+        hidden = self.classifier.in_features
+        if (
+            vectors.ndim != 2
+            or vectors.shape[1] != hidden
+            or labels.shape != (vectors.shape[0], self.config.num_labels)
+        ):
+            raise ValueError(
+                f"knn memory needs vectors (rows, {hidden}) and labels (rows, {self.config.num_labels}), "
+                f"got {tuple(vectors.shape)} and {tuple(labels.shape)}."
+            )
+        device = self.classifier.weight.device
+        keys = F.normalize(vectors.float(), dim=-1).to(device)
+        self.register_buffer("knn_keys", keys, persistent=len(keys) > 0)
+        self.register_buffer("knn_values", labels.float().to(device), persistent=len(keys) > 0)
+        self.config.knn_memory_size = int(keys.shape[0])
+
+    def clear_knn_memory(self) -> None:
+        """Drop the memory: the logits are the head's alone."""
+        hidden = self.classifier.in_features
+        self.set_knn_memory(torch.zeros(0, hidden), torch.zeros(0, self.config.num_labels))
 
     def get_input_embeddings(self) -> nn.Module:
         return self.backbone.get_input_embeddings()
@@ -149,6 +206,12 @@ class MultiLabelModel(PreTrainedModel):
     ) -> SequenceClassifierOutput | tuple:
         pooled = self.pooled_output(input_ids, attention_mask, token_type_ids, inputs_embeds)
         logits = self.classifier(self.dropout(pooled))
+        config = self.config
+        if not self.training and config.knn_weight > 0 and self.knn_keys.shape[0] > 0:
+            memory = knn_label_logits(
+                pooled, self.knn_keys, self.knn_values, config.knn_neighbors, config.knn_temperature
+            )
+            logits = logits + config.knn_weight * memory.to(logits.dtype)
         loss = None
         if labels is not None:
             if labels.shape != logits.shape:
@@ -165,4 +228,4 @@ class MultiLabelModel(PreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
-__all__ = ["MultiLabelModel", "multilabel_loss", "pool_hidden_states"]
+__all__ = ["MultiLabelModel", "knn_label_logits", "multilabel_loss", "pool_hidden_states"]

@@ -283,6 +283,11 @@ FIELD_NOTES: dict[str, tuple[str, str]] = {
         "a trained model keeps its head.",
     ),
     "head_learning_rate": ("mapped", "mlclf_hub: `head_learning_rate`."),
+    "knn_neighbors": (
+        "mapped",
+        "mlclf_hub: `knn_neighbors`: neighbours looked up in the memory of the training rows stored with "
+        "the model after training (0: no memory).",
+    ),
 }
 
 
@@ -429,6 +434,7 @@ class ClassificationArgs:
     pooling: str | None = _f("pooling", None)
     head_init: str = _f("head_init", "linear_probe")
     head_learning_rate: float | None = _f("head_learning_rate", 1e-3)
+    knn_neighbors: int = _f("knn_neighbors", 30)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -674,6 +680,7 @@ def to_training_arguments(
     | max_seq_length                        | max_length                                               |
     | loss_type='focal', loss_args          | focal_gamma                                              |
     | pooling, head_init, head_learning_rate| same names (mlclf_hub fields)                            |
+    | knn_neighbors                         | knn_neighbors (mlclf_hub field)                          |
     | (constructor) pos_weight              | pos_weight                                               |
 
     Thresholds are tuned by the facade (on probabilities computed as `predict` does, sliding
@@ -754,6 +761,7 @@ def to_training_arguments(
         pooling=args.pooling,
         head_init=args.head_init,
         head_learning_rate=args.head_learning_rate,
+        knn_neighbors=args.knn_neighbors,
         pos_weight=pos_weight,
         focal_gamma=focal_gamma,
         tune_thresholds=False,

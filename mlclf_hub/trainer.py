@@ -5,6 +5,9 @@ What it adds to a plain `Trainer` script, each measured on debtags (see `benchma
 - The head starts from a linear probe (one-vs-rest logistic regression on the frozen encoder's
   pooled vectors) instead of random weights, and trains with its own, larger learning rate.
   A randomly initialised head collapses to predicting the label frequencies ("predicts nothing").
+- A nearest-neighbour memory: after fine-tuning, the training rows' pooled vectors and labels are
+  stored with the model, and a text's logits add the label log-odds of its 30 nearest training rows
+  (`MultiLabelModel.set_knn_memory`).
 - Per-label thresholds tuned on the validation split after training, guarded against overfitting
   (`thresholds.tune_thresholds`), and stored in the saved config.
 
@@ -40,6 +43,7 @@ from .data import LabelSpace, infer_label_space, to_dataset, to_rows
 from .hub import ModelCardCallback, MultiLabelModelCardData, card_writer
 from .metrics import make_compute_metrics, multilabel_metrics, sigmoid
 from .modeling_multilabel import MultiLabelModel
+from .sampling import repeat_factor_indices
 from .saving import save_model
 from .thresholds import ThresholdResult, tune_thresholds
 
@@ -112,8 +116,28 @@ class MultiLabelTrainingArguments(TrainingArguments):
         metadata={"help": "Positive-class weights: 'auto' (negatives/positives per label, clipped) or none."},
     )
     max_pos_weight: float = field(default=10.0, metadata={"help": "Upper clip of pos_weight='auto'."})
+    repeat_factor_threshold: float | None = field(
+        default=None,
+        metadata={
+            "help": "Repeat-factor sampling: rows of labels on fewer than this fraction of the training "
+            "rows repeat sqrt(threshold / fraction) times per epoch (None: off)."
+        },
+    )
     focal_gamma: float = field(
         default=0.0, metadata={"help": "Focal-loss gamma; 0 is plain binary cross-entropy."}
+    )
+    knn_neighbors: int = field(
+        default=30,
+        metadata={
+            "help": "After training, store the training rows as a nearest-neighbour memory and add the "
+            "label log-odds of this many nearest rows to the logits (0: no memory)."
+        },
+    )
+    knn_weight: float = field(
+        default=0.5, metadata={"help": "Weight of the memory's log-odds in the logits."}
+    )
+    knn_temperature: float = field(
+        default=20.0, metadata={"help": "Softmax temperature over the neighbours' cosine similarities."}
     )
     tune_thresholds: bool = field(
         default=True,
@@ -142,6 +166,15 @@ class MultiLabelTrainingArguments(TrainingArguments):
         if self.pos_weight not in (None, "auto") and not isinstance(self.pos_weight, (list, tuple)):
             raise ValueError(
                 f"`pos_weight` must be 'auto', a list of floats or None, got {self.pos_weight!r}."
+            )
+        if self.repeat_factor_threshold is not None and not 0 < self.repeat_factor_threshold <= 1:
+            raise ValueError(
+                f"`repeat_factor_threshold` must be in (0, 1] or None, got {self.repeat_factor_threshold}."
+            )
+        if self.knn_neighbors < 0 or self.knn_weight < 0 or self.knn_temperature < 0:
+            raise ValueError(
+                "`knn_neighbors`, `knn_weight` and `knn_temperature` must be >= 0, got "
+                f"{self.knn_neighbors}, {self.knn_weight} and {self.knn_temperature}."
             )
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError(f"`early_stopping_patience` must be >= 1, got {self.early_stopping_patience}.")
@@ -298,6 +331,29 @@ def init_head_from_linear_probe(
         model.classifier.bias.copy_(bias.to(model.classifier.bias))
 
 
+def build_knn_memory(
+    model: MultiLabelModel,
+    dataset: Any,
+    collator: Any,
+    neighbors: int = 30,
+    weight: float = 0.5,
+    temperature: float = 20.0,
+    batch_size: int = 64,
+) -> None:
+    """Store the pooled vectors and labels of a tokenized, labelled `dataset` as the model's memory.
+
+    Example:
+        >>> build_knn_memory(model, train_set, DataCollatorWithPadding(tokenizer))  # doctest: +SKIP
+    """
+    logger.info(f"Storing {len(dataset)} training rows as the nearest-neighbour memory (k={neighbors}).")
+    vectors = pooled_features(model, dataset, collator, batch_size)
+    labels = torch.tensor(np.asarray(dataset.with_format("numpy")["labels"][:]), dtype=torch.float32)
+    model.set_knn_memory(vectors, labels)
+    model.config.knn_neighbors = int(neighbors)
+    model.config.knn_weight = float(weight)
+    model.config.knn_temperature = float(temperature)
+
+
 def _check_precision(args: TrainingArguments) -> None:
     if args.fp16 and not torch.cuda.is_available():
         raise ValueError(
@@ -427,6 +483,7 @@ def train(
         )
 
     model = _load_model(model_name_or_path, label_space, args)
+    model.clear_knn_memory()  # a memory of earlier features would not match the encoder while it trains
     train_labels = np.asarray(train_set.with_format("numpy")["labels"][:])
     if args.pos_weight == "auto":
         model.config.pos_weight = compute_pos_weight(train_labels, args.max_pos_weight)
@@ -442,6 +499,15 @@ def train(
             model, train_set, collator, c=args.probe_c, batch_size=args.per_device_eval_batch_size
         )
 
+    memory_set = train_set
+    if args.repeat_factor_threshold is not None:
+        indices = repeat_factor_indices(train_labels, args.repeat_factor_threshold, seed=args.seed)
+        logger.info(
+            f"Repeat-factor sampling (threshold {args.repeat_factor_threshold}): "
+            f"{len(train_set)} training rows -> {len(indices)} per epoch."
+        )
+        train_set = train_set.select(indices)
+
     extra_callbacks = _prepare_eval_settings(args, eval_set is not None)
     card_data = card_data if card_data is not None else MultiLabelModelCardData()
     extra_callbacks.append(ModelCardCallback(card_data))
@@ -456,6 +522,16 @@ def train(
         callbacks=[*extra_callbacks, *(callbacks or [])],
     )
     output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    if args.knn_neighbors > 0:
+        build_knn_memory(
+            trainer.model,
+            memory_set,
+            collator,
+            neighbors=args.knn_neighbors,
+            weight=args.knn_weight,
+            temperature=args.knn_temperature,
+            batch_size=args.per_device_eval_batch_size,
+        )
     result = TrainResult(
         model=trainer.model,
         tokenizer=tokenizer,
@@ -514,6 +590,7 @@ __all__ = [
     "MultiLabelTrainer",
     "MultiLabelTrainingArguments",
     "TrainResult",
+    "build_knn_memory",
     "compute_pos_weight",
     "fit_linear_probe",
     "init_head_from_linear_probe",

@@ -147,6 +147,7 @@ A multi-label text classifier trained with \[mlclf_hub\]\(https://github.com/mlc
 - \*\*Base model:\*\* <!-- unknown: set `base_model` in the card data -->
 - \*\*Backbone:\*\* `bert`
 - \*\*Pooling:\*\* `cls`
+- \*\*Nearest-neighbour memory:\*\* 80 training rows stored with the weights; the logits add 0.5 × the label log-odds of the 30 most similar rows
 - \*\*Parameters:\*\* \d{1,3}(,\d{3})*
 - \*\*Language:\*\* en
 - \*\*License:\*\* apache-2.0
@@ -220,6 +221,7 @@ def test_card_without_training_comments_unknown_facts():
     assert "<!-- no evaluation results" in card.text
     assert "<!-- unknown: set `license` in the card data -->" in card.text
     assert "model-index" not in str(card)
+    assert "- **Nearest-neighbour memory:** none\n" in card.text
     ModelCardData(**card.data.to_dict())
 
 

@@ -32,7 +32,14 @@ from tests.tiny_models import WORDS, tiny_backbone_config, tiny_tokenizer
 
 # simpletransformers 0.70.8 defaults that differ here on purpose (see the docs).
 CHANGED_DEFAULTS = {"do_lower_case": (False, None), "threshold": (0.5, None)}
-OURS = {"sliding_window_aggregation", "tune_thresholds", "pooling", "head_init", "head_learning_rate"}
+OURS = {
+    "sliding_window_aggregation",
+    "tune_thresholds",
+    "pooling",
+    "head_init",
+    "head_learning_rate",
+    "knn_neighbors",
+}
 
 TRAIN = [["the game team", [1, 0, 0]], ["vote party law", [0, 1, 1]], ["code chip phone", [1, 0, 1]]]
 EVAL = [["the team won", [1, 0, 0]], ["new law", [0, 0, 1]], ["old game", [1, 0, 0]]]

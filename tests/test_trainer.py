@@ -11,8 +11,10 @@ from sklearn.linear_model import LogisticRegression
 from transformers import TrainerCallback
 
 from mlclf_hub import AutoModelForMultiLabel
+from mlclf_hub.data import LabelSpace
 from mlclf_hub.inference import predict, predict_proba
 from mlclf_hub.metrics import multilabel_metrics
+from mlclf_hub.sampling import repeat_factor_indices
 from mlclf_hub.trainer import (
     MultiLabelTrainer,
     MultiLabelTrainingArguments,
@@ -89,6 +91,7 @@ def test_linear_probe_head_starts_better_than_random(tmp_path):
             max_steps=1,
             learning_rate=1e-9,
             head_learning_rate=1e-9,
+            knn_neighbors=0,  # the head alone: a memory of these very rows would find each row itself
         )
         result = train_tiny(
             rows,
@@ -163,6 +166,20 @@ def test_bad_arguments_are_refused(tmp_path):
         tiny_args(tmp_path, head_init="zeros")
     with pytest.raises(ValueError, match="`pos_weight` must be 'auto'"):
         tiny_args(tmp_path, pos_weight="balanced")
+    with pytest.raises(ValueError, match="`repeat_factor_threshold` must be in"):
+        tiny_args(tmp_path, repeat_factor_threshold=2.0)
+
+
+def test_repeat_factor_sampling_lengthens_the_epoch_by_the_repeats(tmp_path):
+    rows = keyword_rows(40, seed=1)
+    space = LabelSpace(LABELS)
+    indices = repeat_factor_indices([space.encode(labels) for _, labels in rows], 1.0, seed=0)
+    assert len(indices) > len(rows)  # every label is on fewer than all rows, so some rows repeat
+    args = tiny_args(tmp_path, num_train_epochs=1, repeat_factor_threshold=1.0)
+    result = train_tiny(rows, args=args, save=False)
+    assert result.global_step == -(-len(indices) // 8)
+    plain = train_tiny(rows, args=tiny_args(tmp_path, num_train_epochs=1), save=False)
+    assert plain.global_step == len(rows) // 8
 
 
 def test_callbacks_are_called(tmp_path):
