@@ -130,7 +130,9 @@ class MultiLabelModel(PreTrainedModel):
         self.classifier = nn.Linear(backbone_config.hidden_size, config.num_labels)
         size = config.knn_memory_size
         self.register_buffer("knn_keys", torch.zeros(size, backbone_config.hidden_size), persistent=size > 0)
-        self.register_buffer("knn_values", torch.zeros(size, config.num_labels), persistent=size > 0)
+        self.register_buffer(
+            "knn_values", torch.zeros(size, config.num_labels, dtype=torch.bool), persistent=size > 0
+        )
         self._backbone_inputs = set(inspect.signature(self.backbone.forward).parameters)
         self.post_init()
 
@@ -167,7 +169,7 @@ class MultiLabelModel(PreTrainedModel):
         device = self.classifier.weight.device
         keys = F.normalize(vectors.float(), dim=-1).to(device)
         self.register_buffer("knn_keys", keys, persistent=len(keys) > 0)
-        self.register_buffer("knn_values", labels.float().to(device), persistent=len(keys) > 0)
+        self.register_buffer("knn_values", (labels > 0.5).to(device), persistent=len(keys) > 0)
         self.config.knn_memory_size = int(keys.shape[0])
 
     def clear_knn_memory(self) -> None:

@@ -133,6 +133,10 @@ class MultiLabelTrainingArguments(TrainingArguments):
             "label log-odds of this many nearest rows to the logits (0: no memory)."
         },
     )
+    knn_max_rows: int = field(
+        default=100_000,
+        metadata={"help": "Most training rows kept in the memory (a seeded random subset beyond that)."},
+    )
     knn_weight: float = field(
         default=0.5, metadata={"help": "Weight of the memory's log-odds in the logits."}
     )
@@ -171,10 +175,10 @@ class MultiLabelTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"`repeat_factor_threshold` must be in (0, 1] or None, got {self.repeat_factor_threshold}."
             )
-        if self.knn_neighbors < 0 or self.knn_weight < 0 or self.knn_temperature < 0:
+        if min(self.knn_neighbors, self.knn_weight, self.knn_temperature, self.knn_max_rows) < 0:
             raise ValueError(
-                "`knn_neighbors`, `knn_weight` and `knn_temperature` must be >= 0, got "
-                f"{self.knn_neighbors}, {self.knn_weight} and {self.knn_temperature}."
+                "`knn_neighbors`, `knn_max_rows`, `knn_weight` and `knn_temperature` must be >= 0, got "
+                f"{self.knn_neighbors}, {self.knn_max_rows}, {self.knn_weight} and {self.knn_temperature}."
             )
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError(f"`early_stopping_patience` must be >= 1, got {self.early_stopping_patience}.")
@@ -522,7 +526,10 @@ def train(
         callbacks=[*extra_callbacks, *(callbacks or [])],
     )
     output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    if args.knn_neighbors > 0:
+    if args.knn_neighbors > 0 and args.knn_max_rows > 0:
+        if len(memory_set) > args.knn_max_rows:
+            logger.info(f"The memory keeps {args.knn_max_rows} of the {len(memory_set)} training rows.")
+            memory_set = memory_set.shuffle(seed=args.seed).select(range(args.knn_max_rows))
         build_knn_memory(
             trainer.model,
             memory_set,

@@ -118,7 +118,7 @@ def test_train_stores_the_training_rows_and_evaluates_without_a_stale_memory(tmp
     assert seen_during_training == [0, 0]
     # the memory holds the training rows' labels, in row order
     expected = np.array([[label in labels for label in first.label_space.names] for _, labels in rows])
-    assert np.array_equal(first.model.knn_values.numpy(), expected.astype(np.float32))
+    assert np.array_equal(first.model.knn_values.numpy(), expected)
     # training again clears the old memory first, and ends with one of the new rows
     again = tiny_training_args(
         str(tmp_path / "b"), num_train_epochs=1, eval_strategy="epoch", head_init="keep"
@@ -138,7 +138,12 @@ def test_train_stores_the_training_rows_and_evaluates_without_a_stale_memory(tmp
     assert second.model.config.knn_memory_size == 16
 
 
-def test_no_memory_when_knn_neighbors_is_zero(tmp_path):
+def test_no_memory_when_knn_neighbors_is_zero_and_a_capped_one_beyond_knn_max_rows(tmp_path):
     args = tiny_training_args(str(tmp_path / "a"), num_train_epochs=1, knn_neighbors=0)
     result = train_tiny(keyword_rows(16, seed=1), keyword_rows(8, seed=2), args=args, save=False)
     assert result.model.config.knn_memory_size == 0
+    args = tiny_training_args(str(tmp_path / "b"), num_train_epochs=1, knn_max_rows=10)
+    result = train_tiny(keyword_rows(16, seed=1), keyword_rows(8, seed=2), args=args, save=False)
+    assert result.model.config.knn_memory_size == 10
+    with pytest.raises(ValueError, match="`knn_neighbors`, `knn_max_rows`, `knn_weight` and"):
+        tiny_training_args(str(tmp_path / "c"), knn_weight=-1.0)
