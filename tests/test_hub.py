@@ -186,6 +186,8 @@ Non-default hyperparameters \(compared with `MultiLabelTrainingArguments\(\)`\):
 
 \| epoch \| step \| eval_loss \| f1_micro \| f1_macro \| lrap \|
 .*?
+The evaluations in this log are the head's alone, at 0.5: the nearest-neighbour memory is built after training.
+
 ## Evaluation results
 
 Measured on the validation data of keyword topics, at the thresholds above.
