@@ -21,6 +21,19 @@ logger = logging.get_logger(__name__)
 ExtraWriter = Callable[[Path], None]
 
 
+def _default_permissions(directory: Path) -> None:
+    """Give `directory` and the files in it the modes a plain `mkdir` / `open` would (the umask's).
+
+    `tempfile.mkdtemp` makes the staging directory 0700 and transformers writes `model.safetensors`
+    0600: without this, a model saved for a server or a shared disk is readable by its owner alone.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    directory.chmod(0o777 & ~umask)
+    for path in directory.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 def _swap_in(staging: Path, target: Path) -> None:
     """Replace `target` by `staging` with renames, keeping what else `target` held.
 
@@ -75,6 +88,7 @@ def save_model(
             tokenizer.save_pretrained(staging)
         for write in extra_writers or ():
             write(staging)
+        _default_permissions(staging)
         _swap_in(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

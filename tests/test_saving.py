@@ -35,6 +35,19 @@ def test_save_writes_model_and_tokenizer(tmp_path):
     assert torch.equal(reloaded(input_ids=ids).logits, model(input_ids=ids).logits)
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_saved_files_follow_the_umask_not_the_private_temp_modes(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        target = save_model(tiny_model(), tmp_path / "m", tiny_tokenizer())
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # mkdtemp alone gives 0700
+    modes = {path.name: path.stat().st_mode & 0o777 for path in target.iterdir()}
+    assert modes["model.safetensors"] == 0o666 & ~umask  # transformers alone writes it 0600
+    assert set(modes.values()) == {0o666 & ~umask}
+
+
 def test_resave_replaces_the_model_and_keeps_other_entries(tmp_path):
     target = tmp_path / "m"
     save_model(tiny_model(labels=("a", "b")), target)
