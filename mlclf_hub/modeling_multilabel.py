@@ -58,7 +58,7 @@ def knn_label_logits(
     similarity = F.normalize(pooled.float(), dim=-1) @ keys.float().T
     top, index = similarity.topk(min(neighbors, keys.shape[0]), dim=-1)
     weights = torch.softmax(temperature * top, dim=-1)
-    votes = torch.einsum("bk,bkl->bl", weights, values.float()[index])
+    votes = torch.einsum("bk,bkl->bl", weights, values[index].to(weights.dtype))
     return torch.log((votes + 1e-3) / (1 - votes + 1e-3))
 
 

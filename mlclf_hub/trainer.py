@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 from transformers import (
     AutoConfig,
     AutoTokenizer,
@@ -250,9 +251,12 @@ def compute_pos_weight(labels: np.ndarray, max_weight: float = 10.0) -> list[flo
 
 @torch.no_grad()
 def pooled_features(
-    model: MultiLabelModel, dataset: Any, collator: Any, batch_size: int = 64
+    model: MultiLabelModel, dataset: Any, collator: Any, batch_size: int = 64, progress: str | None = None
 ) -> torch.Tensor:
-    """Pooled encoder vectors `(n, hidden)` of a tokenized dataset, in row order, without gradients."""
+    """Pooled encoder vectors `(n, hidden)` of a tokenized dataset, in row order, without gradients.
+
+    `progress` is the label of a progress bar over the batches (none when `None`).
+    """
     features = [None] * len(dataset)
     lengths = np.array([len(ids) for ids in dataset["input_ids"]])
     order = np.argsort(lengths, kind="stable")
@@ -262,7 +266,8 @@ def pooled_features(
     columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in dataset.column_names]
     rows = dataset.select_columns(columns)
     try:
-        for start in range(0, len(order), batch_size):
+        starts = range(0, len(order), batch_size)
+        for start in tqdm(starts, desc=progress, unit="batch", disable=progress is None):
             chosen = order[start : start + batch_size].tolist()
             batch = collator([rows[i] for i in chosen])
             batch = {k: v.to(device) for k, v in batch.items() if k in columns}
@@ -323,11 +328,17 @@ def fit_linear_probe(
 
 
 def init_head_from_linear_probe(
-    model: MultiLabelModel, dataset: Any, collator: Any, c: float = 1.0, batch_size: int = 64
+    model: MultiLabelModel,
+    dataset: Any,
+    collator: Any,
+    c: float = 1.0,
+    batch_size: int = 64,
+    show_progress: bool = False,
 ) -> None:
     """Set the head to a linear probe fitted on the frozen encoder's pooled vectors of `dataset`."""
     logger.info(f"Fitting the head as a linear probe on {len(dataset)} frozen pooled vectors (C={c}).")
-    features = pooled_features(model, dataset, collator, batch_size)
+    progress = "Encoding for the linear probe" if show_progress else None
+    features = pooled_features(model, dataset, collator, batch_size, progress=progress)
     targets = torch.tensor(np.asarray(dataset.with_format("numpy")["labels"][:]), dtype=torch.float32)
     weight, bias = fit_linear_probe(features, targets, c=c)
     with torch.no_grad():
@@ -343,6 +354,7 @@ def build_knn_memory(
     weight: float = 0.5,
     temperature: float = 20.0,
     batch_size: int = 64,
+    show_progress: bool = False,
 ) -> None:
     """Store the pooled vectors and labels of a tokenized, labelled `dataset` as the model's memory.
 
@@ -350,7 +362,8 @@ def build_knn_memory(
         >>> build_knn_memory(model, train_set, DataCollatorWithPadding(tokenizer))  # doctest: +SKIP
     """
     logger.info(f"Storing {len(dataset)} training rows as the nearest-neighbour memory (k={neighbors}).")
-    vectors = pooled_features(model, dataset, collator, batch_size)
+    progress = "Encoding the memory" if show_progress else None
+    vectors = pooled_features(model, dataset, collator, batch_size, progress=progress)
     labels = torch.tensor(np.asarray(dataset.with_format("numpy")["labels"][:]), dtype=torch.float32)
     model.set_knn_memory(vectors, labels)
     model.config.knn_neighbors = int(neighbors)
@@ -500,7 +513,12 @@ def train(
         and not _is_saved_multilabel(model_name_or_path)
     ):
         init_head_from_linear_probe(
-            model, train_set, collator, c=args.probe_c, batch_size=args.per_device_eval_batch_size
+            model,
+            train_set,
+            collator,
+            c=args.probe_c,
+            batch_size=args.per_device_eval_batch_size,
+            show_progress=not args.disable_tqdm,
         )
 
     memory_set = train_set
@@ -538,6 +556,7 @@ def train(
             weight=args.knn_weight,
             temperature=args.knn_temperature,
             batch_size=args.per_device_eval_batch_size,
+            show_progress=not args.disable_tqdm,
         )
     result = TrainResult(
         model=trainer.model,

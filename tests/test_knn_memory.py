@@ -147,3 +147,14 @@ def test_no_memory_when_knn_neighbors_is_zero_and_a_capped_one_beyond_knn_max_ro
     assert result.model.config.knn_memory_size == 10
     with pytest.raises(ValueError, match="`knn_neighbors`, `knn_max_rows`, `knn_weight` and"):
         tiny_training_args(str(tmp_path / "c"), knn_weight=-1.0)
+
+
+def test_encoding_for_the_probe_and_the_memory_shows_progress_unless_disabled(tmp_path, capsys):
+    rows = keyword_rows(16, seed=1)
+    train_tiny(
+        rows, args=tiny_training_args(str(tmp_path / "a"), num_train_epochs=1, disable_tqdm=False), save=False
+    )
+    shown = capsys.readouterr().err
+    assert "Encoding for the linear probe" in shown and "Encoding the memory" in shown
+    train_tiny(rows, args=tiny_training_args(str(tmp_path / "b"), num_train_epochs=1), save=False)
+    assert "Encoding" not in capsys.readouterr().err
