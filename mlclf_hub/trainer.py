@@ -327,6 +327,15 @@ def fit_linear_probe(
     return raw_weight.float(), raw_bias.float()
 
 
+def _features_and_labels(
+    model: MultiLabelModel, dataset: Any, collator: Any, batch_size: int, progress: str | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled vectors `(n, hidden)` and float multi-hot labels `(n, num_labels)` of a tokenized dataset."""
+    features = pooled_features(model, dataset, collator, batch_size, progress=progress)
+    labels = torch.tensor(np.asarray(dataset.with_format("numpy")["labels"][:]), dtype=torch.float32)
+    return features, labels
+
+
 def init_head_from_linear_probe(
     model: MultiLabelModel,
     dataset: Any,
@@ -338,8 +347,7 @@ def init_head_from_linear_probe(
     """Set the head to a linear probe fitted on the frozen encoder's pooled vectors of `dataset`."""
     logger.info(f"Fitting the head as a linear probe on {len(dataset)} frozen pooled vectors (C={c}).")
     progress = "Encoding for the linear probe" if show_progress else None
-    features = pooled_features(model, dataset, collator, batch_size, progress=progress)
-    targets = torch.tensor(np.asarray(dataset.with_format("numpy")["labels"][:]), dtype=torch.float32)
+    features, targets = _features_and_labels(model, dataset, collator, batch_size, progress)
     weight, bias = fit_linear_probe(features, targets, c=c)
     with torch.no_grad():
         model.classifier.weight.copy_(weight.to(model.classifier.weight))
@@ -363,9 +371,7 @@ def build_knn_memory(
     """
     logger.info(f"Storing {len(dataset)} training rows as the nearest-neighbour memory (k={neighbors}).")
     progress = "Encoding the memory" if show_progress else None
-    vectors = pooled_features(model, dataset, collator, batch_size, progress=progress)
-    labels = torch.tensor(np.asarray(dataset.with_format("numpy")["labels"][:]), dtype=torch.float32)
-    model.set_knn_memory(vectors, labels)
+    model.set_knn_memory(*_features_and_labels(model, dataset, collator, batch_size, progress))
     model.config.knn_neighbors = int(neighbors)
     model.config.knn_weight = float(weight)
     model.config.knn_temperature = float(temperature)
