@@ -33,7 +33,7 @@ def repeat_factors(labels: np.ndarray | Any, threshold: float) -> np.ndarray:
     frequency = y.mean(axis=0) if y.shape[0] else np.zeros(y.shape[1])
     label_factor = np.where(frequency > 0, np.sqrt(threshold / np.maximum(frequency, 1e-12)), 1.0)
     label_factor = np.maximum(label_factor, 1.0)
-    return np.maximum((y > 0) * label_factor[None, :], 1.0).max(axis=1, initial=1.0)
+    return ((y > 0) * label_factor[None, :]).max(axis=1, initial=1.0)
 
 
 def repeat_factor_indices(labels: np.ndarray | Any, threshold: float, seed: int = 0) -> np.ndarray:
