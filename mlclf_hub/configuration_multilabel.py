@@ -47,6 +47,11 @@ class MultiLabelConfig(PreTrainedConfig):
             Weight of the neighbours' label log-odds added to the head's logits (0 ignores the memory).
         knn_temperature (`float`, *optional*, defaults to 20.0):
             Softmax temperature over the neighbours' cosine similarities.
+        lexical_vocab_size (`int`, *optional*, defaults to 0):
+            Tokens in the model's lexical channel (a logistic regression on each text's TF-IDF bag of
+            tokens, stored with the weights); 0 is no lexical channel. Set by `set_lexical_model`.
+        lexical_weight (`float`, *optional*, defaults to 0.5):
+            Weight of the lexical channel's scores added to the logits (0 ignores it).
 
     Raises:
         ValueError: when a field is out of range or inconsistent with the label count; the message
@@ -82,6 +87,8 @@ class MultiLabelConfig(PreTrainedConfig):
     knn_neighbors: int = 30
     knn_weight: float = 0.5
     knn_temperature: float = 20.0
+    lexical_vocab_size: int = 0
+    lexical_weight: float = 0.5
     problem_type: str | None = "multi_label_classification"
 
     def __post_init__(self, **kwargs: Any) -> None:
@@ -137,11 +144,11 @@ class MultiLabelConfig(PreTrainedConfig):
             )
         if self.focal_gamma is None or self.focal_gamma < 0:
             raise ValueError(f"MultiLabelConfig: `focal_gamma` must be >= 0, got {self.focal_gamma!r}.")
-        for name, minimum in (("knn_memory_size", 0), ("knn_neighbors", 1)):
+        for name, minimum in (("knn_memory_size", 0), ("knn_neighbors", 1), ("lexical_vocab_size", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"MultiLabelConfig: `{name}` must be an int >= {minimum}, got {value!r}.")
-        for name in ("knn_weight", "knn_temperature"):
+        for name in ("knn_weight", "knn_temperature", "lexical_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"MultiLabelConfig: `{name}` must be a number >= 0, got {value!r}.")

@@ -244,6 +244,8 @@ class MultiLabelModelCardData(ModelCardData):
     knn_memory_size: int = field(default=0, init=False)
     knn_neighbors: int | None = field(default=None, init=False)
     knn_weight: float | None = field(default=None, init=False)
+    lexical_vocab_size: int = field(default=0, init=False)
+    lexical_weight: float | None = field(default=None, init=False)
     backbone_type: str | None = field(default=None, init=False)
     num_parameters: int | None = field(default=None, init=False)
     base_model_source: str | None = field(default=None, init=False)
@@ -283,7 +285,7 @@ class MultiLabelModelCardData(ModelCardData):
             self.eval_rows = int(metrics["num_samples"])
 
     def set_model(self, model: PreTrainedModel) -> None:
-        """Labels, thresholds, pooling, memory, backbone and base model, read from the model itself."""
+        """Labels, thresholds, pooling, memory, lexical channel, backbone and base model, read from the model."""
         config = model.config
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
         self.thresholds = [float(t) for t in getattr(config, "thresholds", None) or [0.5] * config.num_labels]
@@ -291,6 +293,8 @@ class MultiLabelModelCardData(ModelCardData):
         self.knn_memory_size = int(getattr(config, "knn_memory_size", 0) or 0)
         self.knn_neighbors = getattr(config, "knn_neighbors", None)
         self.knn_weight = getattr(config, "knn_weight", None)
+        self.lexical_vocab_size = int(getattr(config, "lexical_vocab_size", 0) or 0)
+        self.lexical_weight = getattr(config, "lexical_weight", None)
         backbone = getattr(config, "backbone_config", None)
         self.backbone_type = getattr(backbone, "model_type", None)
         self.num_parameters = int(sum(p.numel() for p in model.parameters()))

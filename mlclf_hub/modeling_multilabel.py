@@ -1,5 +1,6 @@
 """A multi-label text classifier: any `AutoModel` encoder, pooling, dropout and one linear layer,
-plus an optional nearest-neighbour memory of the training rows.
+plus two optional parts fitted after fine-tuning: a nearest-neighbour memory of the training rows
+and a lexical channel (logistic regression on a TF-IDF bag of the input tokens).
 
 This file is uploaded to the Hub next to the weights (remote code), so it imports nothing but
 `torch`, `transformers` and its own configuration file.
@@ -62,6 +63,30 @@ def knn_label_logits(
     return torch.log((votes + 1e-3) / (1 - votes + 1e-3))
 
 
+def lexical_features(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor | None, vocab: torch.Tensor, idf: torch.Tensor
+) -> torch.Tensor:
+    """TF-IDF bag of tokens `(batch, len(vocab))`: `(1 + log count) * idf` per vocabulary token, L2-normalised.
+
+    `vocab` holds sorted token ids; tokens outside it and padding (mask 0) are ignored. This is
+    scikit-learn's `TfidfVectorizer(sublinear_tf=True)` over token ids, given its `idf_`.
+
+    Example:
+        >>> ids = torch.tensor([[7, 7, 9, 0]])
+        >>> lexical_features(ids, torch.tensor([[1, 1, 1, 0]]), torch.tensor([7, 9]), torch.ones(2)).round(decimals=3)
+        tensor([[0.861, 0.508]])
+    """
+    size = vocab.shape[0]
+    position = torch.searchsorted(vocab, input_ids).clamp(max=size - 1)
+    known = vocab[position] == input_ids
+    if attention_mask is not None:
+        known = known & attention_mask.bool()
+    counts = torch.zeros(input_ids.shape[0], size, device=input_ids.device)
+    counts.scatter_add_(1, position, known.float())
+    weights = torch.where(counts > 0, 1 + counts.clamp(min=1).log(), 0.0) * idf.float()
+    return F.normalize(weights, dim=-1)
+
+
 def multilabel_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -98,7 +123,9 @@ class MultiLabelModel(PreTrainedModel):
 
     With a memory (`set_knn_memory`, filled by `train()` with the training rows after fine-tuning),
     outside training the logits also get `knn_weight` times the label log-odds of the `knn_neighbors`
-    nearest training rows (`knn_label_logits`). The memory is saved with the weights.
+    nearest training rows (`knn_label_logits`). With a lexical channel (`set_lexical_model`, fitted by
+    `train()`), they also get `lexical_weight` times a linear function of the text's TF-IDF bag of
+    tokens (`lexical_features`). Both are saved with the weights and are off while training.
 
     Example:
         >>> from transformers import BertConfig
@@ -133,6 +160,10 @@ class MultiLabelModel(PreTrainedModel):
         self.register_buffer(
             "knn_values", torch.zeros(size, config.num_labels, dtype=torch.bool), persistent=size > 0
         )
+        size = config.lexical_vocab_size
+        self.register_buffer("lexical_vocab", torch.zeros(size, dtype=torch.long), persistent=size > 0)
+        self.register_buffer("lexical_idf", torch.zeros(size), persistent=size > 0)
+        self.register_buffer("lexical_coef", torch.zeros(size, config.num_labels), persistent=size > 0)
         self._backbone_inputs = set(inspect.signature(self.backbone.forward).parameters)
         self.post_init()
 
@@ -177,6 +208,38 @@ class MultiLabelModel(PreTrainedModel):
         hidden = self.classifier.in_features
         self.set_knn_memory(torch.zeros(0, hidden), torch.zeros(0, self.config.num_labels))
 
+    @torch.no_grad()
+    def set_lexical_model(self, vocab: torch.Tensor, idf: torch.Tensor, coef: torch.Tensor) -> None:
+        """Store the lexical channel: token ids `(n,)`, their idf `(n,)` and label weights `(n, num_labels)`.
+
+        Example:
+            >>> model.set_lexical_model(torch.tensor([5, 9]), torch.ones(2), torch.zeros(2, 3))  # doctest: +SKIP
+        """
+        size = vocab.shape[0]
+        if vocab.ndim != 1 or idf.shape != (size,) or coef.shape != (size, self.config.num_labels):
+            raise ValueError(
+                f"lexical model needs token ids (n,), idf (n,) and weights (n, {self.config.num_labels}), "
+                f"got {tuple(vocab.shape)}, {tuple(idf.shape)} and {tuple(coef.shape)}."
+            )
+        order = torch.argsort(vocab)
+        vocab = vocab[order].long()
+        if size > 1 and bool((vocab[1:] == vocab[:-1]).any()):
+            raise ValueError("lexical model: token ids must be unique.")
+        device = self.classifier.weight.device
+        for name, value in (
+            ("lexical_vocab", vocab),
+            ("lexical_idf", idf[order]),
+            ("lexical_coef", coef[order]),
+        ):
+            value = value if name == "lexical_vocab" else value.float()
+            self.register_buffer(name, value.to(device), persistent=size > 0)
+        self.config.lexical_vocab_size = int(size)
+
+    def clear_lexical_model(self) -> None:
+        """Drop the lexical channel."""
+        empty = torch.zeros(0)
+        self.set_lexical_model(empty.long(), empty, torch.zeros(0, self.config.num_labels))
+
     def get_input_embeddings(self) -> nn.Module:
         return self.backbone.get_input_embeddings()
 
@@ -214,6 +277,14 @@ class MultiLabelModel(PreTrainedModel):
                 pooled, self.knn_keys, self.knn_values, config.knn_neighbors, config.knn_temperature
             )
             logits = logits + config.knn_weight * memory.to(logits.dtype)
+        if not self.training and config.lexical_weight > 0 and self.lexical_vocab.shape[0] > 0:
+            if input_ids is None:
+                raise ValueError(
+                    "This model's lexical channel reads `input_ids`; pass them, or set "
+                    "`model.config.lexical_weight = 0` to run it on `inputs_embeds`."
+                )
+            bag = lexical_features(input_ids, attention_mask, self.lexical_vocab, self.lexical_idf)
+            logits = logits + config.lexical_weight * (bag @ self.lexical_coef.float()).to(logits.dtype)
         loss = None
         if labels is not None:
             if labels.shape != logits.shape:
@@ -230,4 +301,4 @@ class MultiLabelModel(PreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
-__all__ = ["MultiLabelModel", "knn_label_logits", "multilabel_loss", "pool_hidden_states"]
+__all__ = ["MultiLabelModel", "knn_label_logits", "lexical_features", "multilabel_loss", "pool_hidden_states"]

@@ -288,6 +288,11 @@ FIELD_NOTES: dict[str, tuple[str, str]] = {
         "mlclf_hub: `knn_neighbors`: neighbours looked up in the memory of the training rows stored with "
         "the model after training (0: no memory).",
     ),
+    "lexical_weight": (
+        "mapped",
+        "mlclf_hub: `lexical_weight`: weight of the lexical channel (a logistic regression on TF-IDF bags of "
+        "tokens fitted on the training rows after training) in the logits (0: none).",
+    ),
 }
 
 
@@ -435,6 +440,7 @@ class ClassificationArgs:
     head_init: str = _f("head_init", "linear_probe")
     head_learning_rate: float | None = _f("head_learning_rate", 1e-3)
     knn_neighbors: int = _f("knn_neighbors", 30)
+    lexical_weight: float = _f("lexical_weight", 0.5)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -680,7 +686,7 @@ def to_training_arguments(
     | max_seq_length                        | max_length                                               |
     | loss_type='focal', loss_args          | focal_gamma                                              |
     | pooling, head_init, head_learning_rate| same names (mlclf_hub fields)                            |
-    | knn_neighbors                         | knn_neighbors (mlclf_hub field)                          |
+    | knn_neighbors, lexical_weight         | same names (mlclf_hub fields)                            |
     | (constructor) pos_weight              | pos_weight                                               |
 
     Thresholds are tuned by the facade (on probabilities computed as `predict` does, sliding
@@ -762,6 +768,7 @@ def to_training_arguments(
         head_init=args.head_init,
         head_learning_rate=args.head_learning_rate,
         knn_neighbors=args.knn_neighbors,
+        lexical_weight=args.lexical_weight,
         pos_weight=pos_weight,
         focal_gamma=focal_gamma,
         tune_thresholds=False,

@@ -8,6 +8,9 @@ What it adds to a plain `Trainer` script, each measured on debtags (see `benchma
 - A nearest-neighbour memory: after fine-tuning, the training rows' pooled vectors and labels are
   stored with the model, and a text's logits add the label log-odds of its 30 nearest training rows
   (`MultiLabelModel.set_knn_memory`).
+- A lexical channel: after fine-tuning, a one-vs-rest logistic regression on the training rows'
+  TF-IDF bags of tokens is stored with the model and adds to the logits
+  (`MultiLabelModel.set_lexical_model`); it helps the rare labels that hinge on one word.
 - Per-label thresholds tuned on the validation split after training, guarded against overfitting
   (`thresholds.tune_thresholds`), and stored in the saved config.
 
@@ -19,6 +22,7 @@ batches, `compute_metrics`, `EarlyStoppingCallback`, checkpoints and `resume_fro
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +47,7 @@ from .configuration_multilabel import MultiLabelConfig
 from .data import LabelSpace, infer_label_space, to_dataset, to_rows
 from .hub import ModelCardCallback, MultiLabelModelCardData, card_writer
 from .metrics import make_compute_metrics, multilabel_metrics, sigmoid
-from .modeling_multilabel import MultiLabelModel
+from .modeling_multilabel import MultiLabelModel, lexical_features
 from .sampling import repeat_factor_indices
 from .saving import save_model
 from .thresholds import ThresholdResult, tune_thresholds
@@ -144,6 +148,16 @@ class MultiLabelTrainingArguments(TrainingArguments):
     knn_temperature: float = field(
         default=20.0, metadata={"help": "Softmax temperature over the neighbours' cosine similarities."}
     )
+    lexical_weight: float = field(
+        default=0.5,
+        metadata={
+            "help": "After training, fit a logistic regression on the training rows' TF-IDF bags of tokens "
+            "and add this weight times its scores to the logits (0: no lexical channel)."
+        },
+    )
+    lexical_c: float = field(
+        default=30.0, metadata={"help": "Inverse L2 strength of the lexical channel (as scikit-learn's C)."}
+    )
     tune_thresholds: bool = field(
         default=True,
         metadata={"help": "Tune global and per-label thresholds on the validation split after training."},
@@ -180,6 +194,10 @@ class MultiLabelTrainingArguments(TrainingArguments):
             raise ValueError(
                 "`knn_neighbors`, `knn_max_rows`, `knn_weight` and `knn_temperature` must be >= 0, got "
                 f"{self.knn_neighbors}, {self.knn_max_rows}, {self.knn_weight} and {self.knn_temperature}."
+            )
+        if not (self.lexical_weight >= 0 and self.lexical_c > 0):
+            raise ValueError(
+                f"`lexical_weight` must be >= 0 and `lexical_c` > 0, got {self.lexical_weight} and {self.lexical_c}."
             )
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError(f"`early_stopping_patience` must be >= 1, got {self.early_stopping_patience}.")
@@ -280,14 +298,20 @@ def pooled_features(
 
 
 def fit_linear_probe(
-    features: torch.Tensor, targets: torch.Tensor, c: float = 1.0, max_iter: int = 500
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    c: float = 1.0,
+    max_iter: int = 500,
+    history_size: int = 100,
 ) -> tuple:
     """One-vs-rest L2 logistic regression (all labels at once) by L-BFGS.
 
     Minimises, per label, `sum BCE + ||w||^2 / (2 c)` on the raw features, exactly as
-    scikit-learn's `LogisticRegression(C=c)` does. The optimisation runs on standardised
-    features for conditioning, with the penalty expressed on the raw weights, so the result is
-    the raw-feature solution (a head of moderate size, not one that explodes the gradients).
+    scikit-learn's `LogisticRegression(C=c)` does. Dense features are standardised for conditioning,
+    with the penalty expressed on the raw weights, so the result is the raw-feature solution (a head of
+    moderate size, not one that explodes the gradients). Sparse features (a `torch.sparse_coo` tensor,
+    such as TF-IDF bags) are used as they are. `history_size` is L-BFGS's memory (lower it for many
+    features: each iteration costs `history_size` passes over the weights).
 
     Returns:
         `(weight (L, H), bias (L,))` for a linear layer on raw `features`.
@@ -298,28 +322,39 @@ def fit_linear_probe(
         >>> bool(w[0, 0] > 0)
         True
     """
-    mean = features.double().mean(0)
-    std = features.double().std(0).nan_to_num(1.0).clamp(min=1e-6)  # one row: no spread to scale by
-    x = (features.double() - mean) / std
+    if features.is_sparse:
+        x = features.double().coalesce()
+        x_t = x.t().coalesce()
+        mean = torch.zeros(x.shape[1], dtype=torch.float64)
+        std = torch.ones(x.shape[1], dtype=torch.float64)
+    else:
+        mean = features.double().mean(0)
+        std = features.double().std(0).nan_to_num(1.0).clamp(min=1e-6)  # one row: no spread to scale by
+        x = (features.double() - mean) / std
+        x_t = x.T
     y = targets.double()
-    weight = torch.zeros(y.shape[1], x.shape[1], dtype=torch.float64, requires_grad=True)
+    weight = torch.zeros(y.shape[1], x.shape[1], dtype=torch.float64)
     prior = y.mean(0).clamp(1e-4, 1 - 1e-4)
-    bias = torch.log(prior / (1 - prior)).clone().requires_grad_(True)
+    bias = torch.log(prior / (1 - prior))
+    penalty_scale = 1 / (std.pow(2) * c)
     optimizer = torch.optim.LBFGS(
-        [weight, bias],
+        [weight.requires_grad_(), bias.requires_grad_()],
         max_iter=max_iter,
+        history_size=history_size,
         tolerance_grad=1e-9,
         tolerance_change=1e-12,
         line_search_fn="strong_wolfe",
     )
 
+    @torch.no_grad()
     def closure() -> torch.Tensor:
-        optimizer.zero_grad()
+        # sum of BCE = sum(softplus(z) - y z); its gradient in z is sigmoid(z) - y (no autograd graph).
         logits = x @ weight.T + bias
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="sum")
-        loss = loss + (weight / std).pow(2).sum() / (2 * c)
-        loss.backward()
-        return loss
+        residual = torch.sigmoid(logits) - y
+        weight.grad = (x_t @ residual).T.contiguous() + weight * penalty_scale
+        bias.grad = residual.sum(0)
+        loss = torch.nn.functional.softplus(logits).sum() - (y * logits).sum()
+        return loss + (weight.pow(2) * penalty_scale).sum() / 2
 
     optimizer.step(closure)
     raw_weight = weight.detach() / std
@@ -375,6 +410,71 @@ def build_knn_memory(
     model.config.knn_neighbors = int(neighbors)
     model.config.knn_weight = float(weight)
     model.config.knn_temperature = float(temperature)
+
+
+def lexical_vocabulary(
+    token_rows: Sequence[Sequence[int]], special_ids: Sequence[int] = ()
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The token ids of `token_rows` (without `special_ids`), sorted, and their smoothed idf.
+
+    The idf is scikit-learn's: `ln((1 + rows) / (1 + rows holding the token)) + 1`.
+
+    Example:
+        >>> lexical_vocabulary([[101, 5, 6, 102], [101, 5, 102]], special_ids=[101, 102])
+        (tensor([5, 6]), tensor([1.0000, 1.4055]))
+    """
+    ignored = set(special_ids)
+    document_frequency: Counter[int] = Counter()
+    for ids in token_rows:
+        document_frequency.update(set(ids) - ignored)
+    vocab = sorted(document_frequency)
+    df = torch.tensor([document_frequency[t] for t in vocab], dtype=torch.float64)
+    idf = torch.log((1 + len(token_rows)) / (1 + df)) + 1
+    return torch.tensor(vocab, dtype=torch.long), idf.float()
+
+
+def lexical_bags(
+    token_rows: Sequence[Sequence[int]], vocab: torch.Tensor, idf: torch.Tensor, batch_size: int = 256
+) -> torch.Tensor:
+    """The `lexical_features` of every row, as a sparse `(rows, len(vocab))` tensor."""
+    bags = []
+    for start in range(0, len(token_rows), batch_size):
+        chunk = token_rows[start : start + batch_size]
+        width = max((len(ids) for ids in chunk), default=0)
+        ids = torch.full((len(chunk), max(width, 1)), -1, dtype=torch.long)
+        for i, row in enumerate(chunk):
+            ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+        bags.append(lexical_features(ids, ids >= 0, vocab, idf).to_sparse())
+    return torch.cat(bags).coalesce()
+
+
+def fit_lexical_model(
+    model: MultiLabelModel,
+    dataset: Any,
+    special_ids: Sequence[int] = (),
+    c: float = 30.0,
+    weight: float = 0.5,
+) -> None:
+    """Fit and store the model's lexical channel on a tokenized, labelled `dataset`.
+
+    One-vs-rest logistic regression (`fit_linear_probe`, inverse strength `c`) on the rows' TF-IDF
+    bags of tokens; its intercepts are dropped, so a text with no known token adds nothing.
+
+    Example:
+        >>> fit_lexical_model(model, train_set, special_ids=tokenizer.all_special_ids)  # doctest: +SKIP
+    """
+    token_rows = dataset["input_ids"]
+    vocab, idf = lexical_vocabulary(token_rows, special_ids)
+    logger.info(f"Fitting the lexical channel on {len(token_rows)} rows and {len(vocab)} tokens (C={c}).")
+    labels = torch.tensor(np.asarray(dataset.with_format("numpy")["labels"][:]), dtype=torch.float32)
+    if len(vocab) == 0:
+        model.clear_lexical_model()
+        return
+    coef, _ = fit_linear_probe(
+        lexical_bags(token_rows, vocab, idf), labels, c=c, max_iter=100, history_size=10
+    )
+    model.set_lexical_model(vocab, idf, coef.T.contiguous())
+    model.config.lexical_weight = float(weight)
 
 
 def _check_precision(args: TrainingArguments) -> None:
@@ -506,7 +606,9 @@ def train(
         )
 
     model = _load_model(model_name_or_path, label_space, args)
-    model.clear_knn_memory()  # a memory of earlier features would not match the encoder while it trains
+    # Fitted after training on the final encoder: evaluations while it trains see the head alone.
+    model.clear_knn_memory()
+    model.clear_lexical_model()
     train_labels = np.asarray(train_set.with_format("numpy")["labels"][:])
     if args.pos_weight == "auto":
         model.config.pos_weight = compute_pos_weight(train_labels, args.max_pos_weight)
@@ -563,6 +665,10 @@ def train(
             temperature=args.knn_temperature,
             batch_size=args.per_device_eval_batch_size,
             show_progress=not args.disable_tqdm,
+        )
+    if args.lexical_weight > 0:
+        fit_lexical_model(
+            trainer.model, memory_set, tokenizer.all_special_ids, c=args.lexical_c, weight=args.lexical_weight
         )
     result = TrainResult(
         model=trainer.model,
@@ -624,6 +730,7 @@ __all__ = [
     "TrainResult",
     "build_knn_memory",
     "compute_pos_weight",
+    "fit_lexical_model",
     "fit_linear_probe",
     "init_head_from_linear_probe",
     "train",

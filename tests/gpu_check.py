@@ -1,5 +1,5 @@
 """CUDA checks that CI (CPU only) cannot run: fp32 / fp16 / bf16 training on the GPU, the
-nearest-neighbour memory on the GPU, the saved model reloaded on the GPU and on the CPU.
+nearest-neighbour memory and the lexical channel on the GPU, the saved model reloaded on the GPU and on the CPU.
 
     python tests/gpu_check.py OUT_DIR      # on a machine with a CUDA GPU; exits non-zero on a failure
 
@@ -38,6 +38,7 @@ def main() -> None:
         model = result.model
         assert next(model.parameters()).device.type == "cuda", precision
         assert model.knn_keys.device.type == "cuda" and model.config.knn_memory_size == 160, precision
+        assert model.lexical_coef.device.type == "cuda" and model.config.lexical_vocab_size > 0, precision
         f1 = result.eval_metrics["f1_micro"]
         assert f1 > 0.8, (precision, f1)
         on_gpu = predict_proba(
@@ -50,7 +51,8 @@ def main() -> None:
         assert gap < 1e-3, (precision, gap)
         print(
             f"{precision}: trained on {torch.cuda.get_device_name()}, micro-F1 {f1:.3f}, memory of "
-            f"{model.config.knn_memory_size} rows on cuda, reloaded GPU/CPU probability gap {gap:.1e}",
+            f"{model.config.knn_memory_size} rows and lexical channel of {model.config.lexical_vocab_size} tokens "
+            f"on cuda, reloaded GPU/CPU probability gap {gap:.1e}",
             flush=True,
         )
     print("gpu_check: all passed")

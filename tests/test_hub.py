@@ -148,6 +148,7 @@ A multi-label text classifier trained with \[mlclf_hub\]\(https://github.com/mlc
 - \*\*Backbone:\*\* `bert`
 - \*\*Pooling:\*\* `cls`
 - \*\*Nearest-neighbour memory:\*\* 80 training rows stored with the weights; the logits add 0.5 × the label log-odds of the 30 most similar rows
+- \*\*Lexical channel:\*\* a logistic regression on TF-IDF bags of \d+ tokens, fitted on the training rows; the logits add 0.5 × its scores
 - \*\*Parameters:\*\* \d{1,3}(,\d{3})*
 - \*\*Language:\*\* en
 - \*\*License:\*\* apache-2.0
@@ -186,7 +187,7 @@ Non-default hyperparameters \(compared with `MultiLabelTrainingArguments\(\)`\):
 
 \| epoch \| step \| eval_loss \| f1_micro \| f1_macro \| lrap \|
 .*?
-The evaluations in this log are the head's alone, at 0.5: the nearest-neighbour memory is built after training.
+The evaluations in this log are the head's alone, at 0.5: the nearest-neighbour memory and the lexical channel are built after training.
 
 ## Evaluation results
 
@@ -224,6 +225,7 @@ def test_card_without_training_comments_unknown_facts():
     assert "<!-- unknown: set `license` in the card data -->" in card.text
     assert "model-index" not in str(card)
     assert "- **Nearest-neighbour memory:** none\n" in card.text
+    assert "- **Lexical channel:** none\n" in card.text
     ModelCardData(**card.data.to_dict())
 
 

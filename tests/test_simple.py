@@ -39,6 +39,7 @@ OURS = {
     "head_init",
     "head_learning_rate",
     "knn_neighbors",
+    "lexical_weight",
 }
 
 TRAIN = [["the game team", [1, 0, 0]], ["vote party law", [0, 1, 1]], ["code chip phone", [1, 0, 1]]]
