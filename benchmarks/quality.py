@@ -241,17 +241,17 @@ def run_ours(
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out_dir:
-        args = MultiLabelTrainingArguments(
-            output_dir=out_dir,
-            num_train_epochs=epochs,
-            max_length=max_length,
-            save_strategy="no",
-            eval_strategy="no",
-            use_cpu=not torch.cuda.is_available(),
-            disable_tqdm=True,
-            seed=42,
-            **extra,
-        )
+        settings = {
+            "output_dir": out_dir,
+            "num_train_epochs": epochs,
+            "max_length": max_length,
+            "save_strategy": "no",
+            "eval_strategy": "no",
+            "use_cpu": not torch.cuda.is_available(),
+            "disable_tqdm": True,
+            "seed": 42,
+        }
+        args = MultiLabelTrainingArguments(**{**settings, **extra})  # --ours-args wins, seed included
         train_data = [(r["text"], r["labels"]) for r in train_rows]
         val_data = [(r["text"], r["labels"]) for r in val_rows]
         result = train(encoder_dir, train_data, val_data, labels=labels, args=args, save=False)

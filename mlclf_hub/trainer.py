@@ -303,6 +303,7 @@ def fit_linear_probe(
     c: float = 1.0,
     max_iter: int = 500,
     history_size: int = 100,
+    progress: str | None = None,
 ) -> tuple:
     """One-vs-rest L2 logistic regression (all labels at once) by L-BFGS.
 
@@ -311,7 +312,8 @@ def fit_linear_probe(
     with the penalty expressed on the raw weights, so the result is the raw-feature solution (a head of
     moderate size, not one that explodes the gradients). Sparse features (a `torch.sparse_coo` tensor,
     such as TF-IDF bags) are used as they are. `history_size` is L-BFGS's memory (lower it for many
-    features: each iteration costs `history_size` passes over the weights).
+    features: each iteration costs `history_size` passes over the weights). `progress` labels a
+    progress bar over the loss evaluations (none when `None`).
 
     Returns:
         `(weight (L, H), bias (L,))` for a linear layer on raw `features`.
@@ -346,8 +348,11 @@ def fit_linear_probe(
         line_search_fn="strong_wolfe",
     )
 
+    bar = tqdm(total=optimizer.defaults["max_eval"], desc=progress, unit="step", disable=progress is None)
+
     @torch.no_grad()
     def closure() -> torch.Tensor:
+        bar.update(1)
         # sum of BCE = sum(softplus(z) - y z); its gradient in z is sigmoid(z) - y (no autograd graph).
         logits = x @ weight.T + bias
         residual = torch.sigmoid(logits) - y
@@ -357,6 +362,7 @@ def fit_linear_probe(
         return loss + (weight.pow(2) * penalty_scale).sum() / 2
 
     optimizer.step(closure)
+    bar.close()
     raw_weight = weight.detach() / std
     raw_bias = bias.detach() - (raw_weight * mean).sum(1)
     return raw_weight.float(), raw_bias.float()
@@ -454,6 +460,7 @@ def fit_lexical_model(
     special_ids: Sequence[int] = (),
     c: float = 30.0,
     weight: float = 0.5,
+    show_progress: bool = False,
 ) -> None:
     """Fit and store the model's lexical channel on a tokenized, labelled `dataset`.
 
@@ -470,9 +477,9 @@ def fit_lexical_model(
     if len(vocab) == 0:
         model.clear_lexical_model()
         return
-    coef, _ = fit_linear_probe(
-        lexical_bags(token_rows, vocab, idf), labels, c=c, max_iter=100, history_size=10
-    )
+    progress = "Fitting the lexical channel" if show_progress else None
+    bags = lexical_bags(token_rows, vocab, idf)
+    coef, _ = fit_linear_probe(bags, labels, c=c, max_iter=100, history_size=10, progress=progress)
     model.set_lexical_model(vocab, idf, coef.T.contiguous())
     model.config.lexical_weight = float(weight)
 
@@ -652,6 +659,16 @@ def train(
         callbacks=[*extra_callbacks, *(callbacks or [])],
     )
     output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    # The parts fitted on the training rows as they are (not repeated by repeat-factor sampling).
+    if args.lexical_weight > 0:
+        fit_lexical_model(
+            trainer.model,
+            memory_set,
+            tokenizer.all_special_ids,
+            c=args.lexical_c,
+            weight=args.lexical_weight,
+            show_progress=not args.disable_tqdm,
+        )
     if args.knn_neighbors > 0 and args.knn_max_rows > 0:
         if len(memory_set) > args.knn_max_rows:
             logger.info(f"The memory keeps {args.knn_max_rows} of the {len(memory_set)} training rows.")
@@ -665,10 +682,6 @@ def train(
             temperature=args.knn_temperature,
             batch_size=args.per_device_eval_batch_size,
             show_progress=not args.disable_tqdm,
-        )
-    if args.lexical_weight > 0:
-        fit_lexical_model(
-            trainer.model, memory_set, tokenizer.all_special_ids, c=args.lexical_c, weight=args.lexical_weight
         )
     result = TrainResult(
         model=trainer.model,

@@ -149,12 +149,16 @@ def test_no_memory_when_knn_neighbors_is_zero_and_a_capped_one_beyond_knn_max_ro
         tiny_training_args(str(tmp_path / "c"), knn_weight=-1.0)
 
 
-def test_encoding_for_the_probe_and_the_memory_shows_progress_unless_disabled(tmp_path, capsys):
+def test_encoding_for_the_probe_the_memory_and_the_lexical_fit_shows_progress_unless_disabled(
+    tmp_path, capsys
+):
     rows = keyword_rows(16, seed=1)
     train_tiny(
         rows, args=tiny_training_args(str(tmp_path / "a"), num_train_epochs=1, disable_tqdm=False), save=False
     )
     shown = capsys.readouterr().err
-    assert "Encoding for the linear probe" in shown and "Encoding the memory" in shown
+    for label in ("Encoding for the linear probe", "Encoding the memory", "Fitting the lexical channel"):
+        assert label in shown, label
     train_tiny(rows, args=tiny_training_args(str(tmp_path / "b"), num_train_epochs=1), save=False)
-    assert "Encoding" not in capsys.readouterr().err
+    shown = capsys.readouterr().err
+    assert "Encoding" not in shown and "Fitting" not in shown
