@@ -77,6 +77,7 @@ def lexical_features(
         tensor([[0.861, 0.508]])
     """
     size = vocab.shape[0]
+    input_ids = input_ids.to(vocab.dtype)
     position = torch.searchsorted(vocab, input_ids).clamp(max=size - 1)
     known = vocab[position] == input_ids
     if attention_mask is not None:
