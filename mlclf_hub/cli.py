@@ -78,11 +78,26 @@ class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
+class _CurrentStderrHandler(std_logging.StreamHandler):
+    """A `StreamHandler` that writes to `sys.stderr` as it is at each record, not as it was when created.
+
+    The CLI can run in-process (tests, notebooks) where `sys.stderr` is swapped and the old one closed.
+    """
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _setup_logging(level: int = std_logging.INFO) -> None:
     logging.set_verbosity_warning()
     logger = std_logging.getLogger("mlclf_hub")
-    if not logger.handlers:
-        handler = std_logging.StreamHandler()
+    if not any(isinstance(h, _CurrentStderrHandler) for h in logger.handlers):
+        handler = _CurrentStderrHandler()
         handler.setFormatter(std_logging.Formatter("[mlclf_hub] %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(level)

@@ -1,10 +1,14 @@
+import contextlib
+import io
 import json
+import logging as std_logging
 
 import pytest
 from transformers import AutoModel
+from transformers.utils import logging
 
 from mlclf_hub import AutoModelForMultiLabel
-from mlclf_hub.cli import main
+from mlclf_hub.cli import _setup_logging, main
 from tests.tiny_models import tiny_backbone_config, tiny_tokenizer
 from tests.train_script import LABELS, keyword_rows
 
@@ -96,3 +100,18 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, encoder_dir, capsys):
     assert not (tmp_path / "o").exists()
     assert main(["predict", "--model", str(encoder_dir), "--input", str(tmp_path / "missing.txt")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_log_lines_follow_a_swapped_stderr():
+    """In-process runs (tests, notebooks) swap and close `sys.stderr`; the CLI's log lines must follow it."""
+    _setup_logging()
+    first, second = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(first):
+        logging.get_logger("mlclf_hub.trainer").info("one")
+    first.close()  # what pytest does to a captured stream
+    with contextlib.redirect_stderr(second):
+        logging.get_logger("mlclf_hub.trainer").info("two")
+    assert second.getvalue() == "[mlclf_hub] two\n"
+    assert len(std_logging.getLogger("mlclf_hub").handlers) == 1
+    _setup_logging()  # a second run adds no second handler
+    assert len(std_logging.getLogger("mlclf_hub").handlers) == 1

@@ -91,7 +91,8 @@ def test_linear_probe_head_starts_better_than_random(tmp_path):
             max_steps=1,
             learning_rate=1e-9,
             head_learning_rate=1e-9,
-            knn_neighbors=0,  # the head alone: a memory of these very rows would find each row itself
+            knn_neighbors=0,  # the head alone: a memory of these very rows would find each row itself,
+            lexical_weight=0.0,  # and a lexical channel fitted on them would know them
         )
         result = train_tiny(
             rows,
