@@ -63,6 +63,33 @@ def knn_label_logits(
     return torch.log((votes + 1e-3) / (1 - votes + 1e-3))
 
 
+def lexical_token_weights(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor | None, vocab: torch.Tensor, idf: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each token's column in `vocab` and its share of the text's TF-IDF bag, both `(batch, seq)`.
+
+    A token seen `c` times in a text has bag value `(1 + log c) * idf`, L2-normalised over the text's
+    tokens; each of its `c` occurrences carries `1 / c` of it, so summing the weights per column gives
+    the bag (`lexical_features`) without a `(batch, len(vocab))` tensor. Tokens outside `vocab` (sorted
+    token ids) and padding (mask 0) weigh 0.
+
+    Example:
+        >>> position, weight = lexical_token_weights(torch.tensor([[7, 7, 9]]), None, torch.tensor([7, 9]), torch.ones(2))
+        >>> position.tolist(), weight.round(decimals=3).tolist()
+        ([[0, 0, 1]], [[0.43, 0.43, 0.508]])
+    """
+    input_ids = input_ids.to(vocab.dtype)
+    position = torch.searchsorted(vocab, input_ids).clamp(max=vocab.shape[0] - 1)
+    known = vocab[position] == input_ids
+    if attention_mask is not None:
+        known = known & attention_mask.bool()
+    same = (input_ids.unsqueeze(2) == input_ids.unsqueeze(1)) & known.unsqueeze(1)
+    count = same.sum(dim=2).clamp(min=1).float()
+    value = (1 + count.log()) * idf.float()[position] * known
+    norm = (value.pow(2) / count).sum(dim=1, keepdim=True).sqrt().clamp(min=1e-12)
+    return position, value / (count * norm)
+
+
 def lexical_features(
     input_ids: torch.Tensor, attention_mask: torch.Tensor | None, vocab: torch.Tensor, idf: torch.Tensor
 ) -> torch.Tensor:
@@ -76,16 +103,9 @@ def lexical_features(
         >>> lexical_features(ids, torch.tensor([[1, 1, 1, 0]]), torch.tensor([7, 9]), torch.ones(2)).round(decimals=3)
         tensor([[0.861, 0.508]])
     """
-    size = vocab.shape[0]
-    input_ids = input_ids.to(vocab.dtype)
-    position = torch.searchsorted(vocab, input_ids).clamp(max=size - 1)
-    known = vocab[position] == input_ids
-    if attention_mask is not None:
-        known = known & attention_mask.bool()
-    counts = torch.zeros(input_ids.shape[0], size, device=input_ids.device)
-    counts.scatter_add_(1, position, known.float())
-    weights = torch.where(counts > 0, 1 + counts.clamp(min=1).log(), 0.0) * idf.float()
-    return F.normalize(weights, dim=-1)
+    position, weight = lexical_token_weights(input_ids, attention_mask, vocab, idf)
+    bag = torch.zeros(input_ids.shape[0], vocab.shape[0], device=weight.device)
+    return bag.scatter_add_(1, position, weight)
 
 
 def multilabel_loss(
@@ -284,8 +304,11 @@ class MultiLabelModel(PreTrainedModel):
                     "This model's lexical channel reads `input_ids`; pass them, or set "
                     "`model.config.lexical_weight = 0` to run it on `inputs_embeds`."
                 )
-            bag = lexical_features(input_ids, attention_mask, self.lexical_vocab, self.lexical_idf)
-            logits = logits + config.lexical_weight * (bag @ self.lexical_coef.float()).to(logits.dtype)
+            position, weight = lexical_token_weights(
+                input_ids, attention_mask, self.lexical_vocab, self.lexical_idf
+            )
+            scores = torch.einsum("bt,btl->bl", weight, self.lexical_coef.float()[position])
+            logits = logits + config.lexical_weight * scores.to(logits.dtype)
         loss = None
         if labels is not None:
             if labels.shape != logits.shape:
@@ -302,4 +325,11 @@ class MultiLabelModel(PreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
-__all__ = ["MultiLabelModel", "knn_label_logits", "lexical_features", "multilabel_loss", "pool_hidden_states"]
+__all__ = [
+    "MultiLabelModel",
+    "knn_label_logits",
+    "lexical_features",
+    "lexical_token_weights",
+    "multilabel_loss",
+    "pool_hidden_states",
+]

@@ -47,7 +47,7 @@ from .configuration_multilabel import MultiLabelConfig
 from .data import LabelSpace, infer_label_space, to_dataset, to_rows
 from .hub import ModelCardCallback, MultiLabelModelCardData, card_writer
 from .metrics import make_compute_metrics, multilabel_metrics, sigmoid
-from .modeling_multilabel import MultiLabelModel, lexical_features
+from .modeling_multilabel import MultiLabelModel, lexical_token_weights
 from .sampling import repeat_factor_indices
 from .saving import save_model
 from .thresholds import ThresholdResult, tune_thresholds
@@ -442,16 +442,29 @@ def lexical_vocabulary(
 def lexical_bags(
     token_rows: Sequence[Sequence[int]], vocab: torch.Tensor, idf: torch.Tensor, batch_size: int = 256
 ) -> torch.Tensor:
-    """The `lexical_features` of every row, as a sparse `(rows, len(vocab))` tensor."""
-    bags = []
+    """The `lexical_features` of every row, as a sparse `(rows, len(vocab))` tensor.
+
+    Built from `lexical_token_weights`, so no dense `(rows, len(vocab))` tensor is ever made.
+    """
+    rows, columns, values = [], [], []
     for start in range(0, len(token_rows), batch_size):
         chunk = token_rows[start : start + batch_size]
         width = max((len(ids) for ids in chunk), default=0)
         ids = torch.full((len(chunk), max(width, 1)), -1, dtype=torch.long)
         for i, row in enumerate(chunk):
             ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
-        bags.append(lexical_features(ids, ids >= 0, vocab, idf).to_sparse())
-    return torch.cat(bags).coalesce()
+        position, weight = lexical_token_weights(ids, ids >= 0, vocab, idf)
+        row_index, column = (weight > 0).nonzero(as_tuple=True)
+        rows.append(row_index + start)
+        columns.append(position[row_index, column])
+        values.append(weight[row_index, column])
+    indices = (
+        torch.stack([torch.cat(rows), torch.cat(columns)]) if rows else torch.zeros(2, 0, dtype=torch.long)
+    )
+    data = torch.cat(values) if values else torch.zeros(0)
+    # duplicate (row, token) entries, one per occurrence, add up to the token's bag value
+    shape = (len(token_rows), len(vocab))
+    return torch.sparse_coo_tensor(indices, data, shape, check_invariants=True).coalesce()
 
 
 def fit_lexical_model(
