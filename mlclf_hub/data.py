@@ -843,9 +843,33 @@ def _text_features(columns: dict[str, list]) -> dict[str, datasets.Value]:
     return {role: datasets.Value("string") for role in ("text", "text_pair") if role in columns}
 
 
-def _tokenize_batch(batch: dict[str, list], tokenizer: Any, max_length: int | None) -> dict[str, list]:
-    """Tokenize one batch of texts (and pairs), truncating, without padding."""
-    return tokenizer(batch["text"], batch.get("text_pair"), truncation=True, max_length=max_length)
+def _tokenize_batch(
+    batch: dict[str, list],
+    tokenizer: Any,
+    max_length: int | None,
+    window_stride: int | None = None,
+    keep_text: bool = False,
+) -> dict[str, list]:
+    """Tokenize one batch of texts (and pairs), truncating, without padding.
+
+    With `window_stride`, a long text becomes every window of `max_length` tokens (neighbours share
+    `window_stride` tokens), and each window repeats its text's other columns (its labels).
+    """
+    if window_stride is None:
+        return tokenizer(batch["text"], batch.get("text_pair"), truncation=True, max_length=max_length)
+    encoded = tokenizer(
+        batch["text"],
+        truncation=True,
+        max_length=max_length,
+        stride=window_stride,
+        return_overflowing_tokens=True,
+    )
+    source = encoded.pop("overflow_to_sample_mapping")
+    out = dict(encoded)
+    for name, values in batch.items():
+        if name != "text" or keep_text:
+            out[name] = [values[i] for i in source]
+    return out
 
 
 def to_dataset(
@@ -862,6 +886,7 @@ def to_dataset(
     batch_size: int = 1000,
     require_labels: bool = True,
     label_format: LabelFormat = "auto",
+    window_stride: int | None = None,
 ) -> datasets.Dataset:
     """Validate any supported input, encode its labels and tokenize it for training or prediction.
 
@@ -883,6 +908,9 @@ def to_dataset(
         require_labels (`bool`, *optional*, defaults to `True`): If `False`, data without a labels
             column gives only the tokenized columns (prediction input).
         label_format (`str`, *optional*, defaults to ``"auto"``): See `LabelSpace.encode`.
+        window_stride (`int`, *optional*): Instead of truncating, cut a long text into every window of
+            `max_length` tokens, neighbouring windows sharing this many tokens; each window is a row
+            with its text's labels. Not for text pairs.
 
     Returns:
         `datasets.Dataset`: ``input_ids``, ``attention_mask``, ``token_type_ids`` (if the
@@ -906,6 +934,13 @@ def to_dataset(
         require_labels=require_labels,
     )
     clean = table.columns
+    if window_stride is not None:
+        if "text_pair" in clean:
+            raise ValueError(f"the {split} split has text pairs; sliding windows are for single texts only")
+        if isinstance(window_stride, bool) or not isinstance(window_stride, int) or window_stride < 0:
+            raise ValueError(
+                f"`window_stride` must be an int >= 0 (tokens shared by windows), got {window_stride!r}"
+            )
     features = _text_features(clean)
     if "labels" in clean:
         if label_space is None:
@@ -922,12 +957,19 @@ def to_dataset(
         features["labels"] = datasets.List(datasets.Value("float32"))
     dataset = datasets.Dataset.from_dict(clean, features=datasets.Features(features))
     raw = [role for role in ("text", "text_pair") if role in clean and not keep_text]
+    if window_stride is not None:
+        raw = list(dataset.column_names)  # windows change the row count: every column is rebuilt per window
     return dataset.map(
         _tokenize_batch,
         batched=True,
         batch_size=batch_size,
         remove_columns=raw,
-        fn_kwargs={"tokenizer": tokenizer, "max_length": max_length},
+        fn_kwargs={
+            "tokenizer": tokenizer,
+            "max_length": max_length,
+            "window_stride": window_stride,
+            "keep_text": keep_text,
+        },
         desc=f"Tokenizing the {split} split",
     )
 

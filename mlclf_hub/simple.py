@@ -261,7 +261,11 @@ FIELD_NOTES: dict[str, tuple[str, str]] = {
     "onnx": ("ignored", "export with `optimum` instead."),
     "pairwise_reranking_format": ("ignored", _RERANK),
     "regression": ("ignored", "multi-label classification is not a regression."),
-    "sliding_window": ("native", "windows of max_seq_length tokens; per-label scores aggregated (#562)."),
+    "sliding_window": (
+        "native",
+        "windows of max_seq_length tokens: trained on every window; per-label scores aggregated at eval and "
+        "predict (#562).",
+    ),
     "special_tokens_list": ("native", "added to the tokenizer; the embeddings are resized."),
     "stride": (
         "native",
@@ -1152,10 +1156,7 @@ class MultiLabelClassificationModel:
                 batch_size=args.eval_batch_size,
                 max_length=args.max_seq_length,
             )
-        overlap = None
-        if args.sliding_window:
-            special = self.tokenizer.num_special_tokens_to_add(pair=False)
-            overlap = _stride_to_overlap(args.stride, args.max_seq_length, special)
+        overlap = self._window_overlap() if args.sliding_window else None
         return predict_proba(
             model,
             self.tokenizer,
@@ -1167,6 +1168,11 @@ class MultiLabelClassificationModel:
             aggregate=args.sliding_window_aggregation,
             show_progress=False if args.silent else None,
         ).astype(np.float64)
+
+    def _window_overlap(self) -> int:
+        """Tokens shared by neighbouring windows, from simpletransformers' `stride`."""
+        special = self.tokenizer.num_special_tokens_to_add(pair=False)
+        return _stride_to_overlap(self.args.stride, self.args.max_seq_length, special)
 
     def _thresholds(
         self, threshold: float | Sequence[float] | None = None, model: MultiLabelModel | None = None
@@ -1270,6 +1276,10 @@ class MultiLabelClassificationModel:
         )
         if not self._fresh:
             targs.head_init = "keep"  # a trained head is fine-tuned further, not re-fitted
+        if a.sliding_window:  # train on every window, as predict reads them
+            if train_rows[1] is not None:
+                raise ValueError("Sequence pair tasks are not implemented for sliding window tokenization.")
+            targs.sliding_window_stride = self._window_overlap()
         train_data, columns = _frame(train_df)
         result = train(
             self.model,

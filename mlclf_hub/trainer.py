@@ -99,6 +99,13 @@ class MultiLabelTrainingArguments(TrainingArguments):
         metadata={"help": "Metric for early stopping and the best checkpoint (any compute_metrics key)."},
     )
     max_length: int = field(default=128, metadata={"help": "Tokens per text; longer texts are truncated."})
+    sliding_window_stride: int | None = field(
+        default=None,
+        metadata={
+            "help": "Train on every window of max_length tokens of a long training text (each with the "
+            "text's labels), neighbouring windows sharing this many tokens (None: truncate)."
+        },
+    )
     head_learning_rate: float | None = field(
         default=1e-3,
         metadata={"help": "Learning rate of the classification head (None: same as learning_rate)."},
@@ -180,6 +187,11 @@ class MultiLabelTrainingArguments(TrainingArguments):
             raise ValueError(f"`head_init` must be one of {HEAD_INITS}, got {self.head_init!r}.")
         if self.max_length < 8:
             raise ValueError(f"`max_length` must be >= 8 tokens, got {self.max_length}.")
+        stride = self.sliding_window_stride
+        if stride is not None and not 0 <= stride < self.max_length:
+            raise ValueError(
+                f"`sliding_window_stride` must be >= 0 and under max_length ({self.max_length}), got {stride}."
+            )
         if self.head_learning_rate is not None and self.head_learning_rate <= 0:
             raise ValueError(f"`head_learning_rate` must be > 0, got {self.head_learning_rate}.")
         if self.pos_weight not in (None, "auto") and not isinstance(self.pos_weight, (list, tuple)):
@@ -618,7 +630,14 @@ def train(
             else model_name_or_path
         )
         tokenizer = AutoTokenizer.from_pretrained(source)
-    train_set = to_dataset(train_rows, tokenizer, label_space, max_length=args.max_length, split="train")
+    train_set = to_dataset(
+        train_rows,
+        tokenizer,
+        label_space,
+        max_length=args.max_length,
+        split="train",
+        window_stride=args.sliding_window_stride,
+    )
     eval_set = None
     if eval_rows is not None:
         eval_set = to_dataset(

@@ -292,6 +292,25 @@ def test_truncation_and_batch_collation(space, tiny_tokenizer):
     assert tuple(batch["labels"].shape) == (3, 3) and str(batch["labels"].dtype) == "torch.float32"
 
 
+def test_sliding_windows_cover_long_texts_and_repeat_their_labels(space, tiny_tokenizer):
+    long_text = " ".join(["game"] * 20 + ["vote"])  # 21 tokens + 2 special
+    rows = [(long_text, ["sports"]), ("vote", ["politics"])]
+    encoded = to_dataset(rows, tiny_tokenizer, space, max_length=10, window_stride=2, keep_text=True)
+    windows = [ids for ids, text in zip(encoded["input_ids"], encoded["text"]) if text == long_text]
+    assert len(windows) > 2 and all(len(ids) <= 10 for ids in windows)
+    vote = tiny_tokenizer.convert_tokens_to_ids("vote")
+    assert vote in windows[-1] and vote not in windows[0]  # the end of the text is read
+    assert encoded["labels"][: len(windows)] == [space.encode(["sports"])] * len(windows)
+    assert encoded["labels"][-1] == space.encode(["politics"]) and encoded["text"][-1] == "vote"
+    truncated = to_dataset(rows, tiny_tokenizer, space, max_length=10)
+    assert truncated.num_rows == 2 and vote not in truncated[0]["input_ids"]
+    with pytest.raises(ValueError, match="sliding windows are for single texts only"):
+        pair = [{"text": "a", "text_b": "b", "labels": ["sports"]}]
+        to_dataset(pair, tiny_tokenizer, space, text_pair_column="text_b", window_stride=2)
+    with pytest.raises(ValueError, match="`window_stride` must be an int >= 0"):
+        to_dataset(rows, tiny_tokenizer, space, max_length=10, window_stride=-1)
+
+
 def test_prediction_input_without_labels(tiny_tokenizer):
     encoded = to_dataset(TEXTS, tiny_tokenizer, None, require_labels=False)
     assert encoded.column_names == ["input_ids", "token_type_ids", "attention_mask"]

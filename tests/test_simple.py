@@ -621,6 +621,24 @@ def test_bug_sliding_window_eval_and_predict(bert_dir, tmp_path, aggregation):
     assert {"LRAP", "eval_loss", "f1_micro"} <= set(result) and isinstance(wrong, list)
 
 
+def test_sliding_window_training_reads_every_window(bert_dir, tmp_path):
+    # simpletransformers trains on every window of a long text; training on the truncated text would never
+    # see a label's words past max_seq_length.
+    long_rows = [
+        (" ".join([*WORDS[:12], "vote"]), [0, 1, 0]),
+        ("the game team", [1, 0, 0]),
+        ("chip", [0, 0, 1]),
+    ]
+    counts = {}
+    for sliding_window in (False, True):
+        model = _model(
+            bert_dir, tmp_path / str(sliding_window), max_seq_length=8, sliding_window=sliding_window
+        )
+        model.train_model(long_rows)
+        counts[sliding_window] = model.model.config.knn_memory_size  # the memory holds one row per window
+    assert counts[False] == 3 and counts[True] > 3
+
+
 def test_docs_table_lists_every_field_and_method():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "simpletransformers.md").read_text()
     rows = [line for line in doc.splitlines() if line.startswith("| ")]

@@ -169,6 +169,8 @@ def test_bad_arguments_are_refused(tmp_path):
         tiny_args(tmp_path, pos_weight="balanced")
     with pytest.raises(ValueError, match="`repeat_factor_threshold` must be in"):
         tiny_args(tmp_path, repeat_factor_threshold=2.0)
+    with pytest.raises(ValueError, match="`sliding_window_stride` must be >= 0 and under max_length"):
+        tiny_args(tmp_path, max_length=16, sliding_window_stride=16)
 
 
 def test_repeat_factor_sampling_lengthens_the_epoch_by_the_repeats(tmp_path):
