@@ -937,9 +937,15 @@ def to_dataset(
     if window_stride is not None:
         if "text_pair" in clean:
             raise ValueError(f"the {split} split has text pairs; sliding windows are for single texts only")
-        if isinstance(window_stride, bool) or not isinstance(window_stride, int) or window_stride < 0:
+        limit = (max_length or tokenizer.model_max_length) - tokenizer.num_special_tokens_to_add(pair=False)
+        if (
+            isinstance(window_stride, bool)
+            or not isinstance(window_stride, int)
+            or not 0 <= window_stride < limit
+        ):
             raise ValueError(
-                f"`window_stride` must be an int >= 0 (tokens shared by windows), got {window_stride!r}"
+                f"`window_stride` must be an int >= 0 and under the {limit} text tokens of a window "
+                f"(tokens shared by neighbouring windows), got {window_stride!r}"
             )
     features = _text_features(clean)
     if "labels" in clean:

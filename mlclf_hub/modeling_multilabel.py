@@ -83,8 +83,13 @@ def lexical_token_weights(
     known = vocab[position] == input_ids
     if attention_mask is not None:
         known = known & attention_mask.bool()
-    same = (input_ids.unsqueeze(2) == input_ids.unsqueeze(1)) & known.unsqueeze(1)
-    count = same.sum(dim=2).clamp(min=1).float()
+    # occurrences of each known token in its text: equal keys sit together once each row is sorted
+    # (every other position gets a key of its own), so a count is two binary searches, in O(batch * seq)
+    others = -1 - torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+    key = torch.where(known, input_ids, others)
+    ordered = key.sort(dim=1).values
+    count = torch.searchsorted(ordered, key, right=True) - torch.searchsorted(ordered, key)
+    count = count.float()
     value = (1 + count.log()) * idf.float()[position] * known
     norm = (value.pow(2) / count).sum(dim=1, keepdim=True).sqrt().clamp(min=1e-12)
     return position, value / (count * norm)
@@ -307,7 +312,7 @@ class MultiLabelModel(PreTrainedModel):
             position, weight = lexical_token_weights(
                 input_ids, attention_mask, self.lexical_vocab, self.lexical_idf
             )
-            scores = torch.einsum("bt,btl->bl", weight, self.lexical_coef.float()[position])
+            scores = torch.einsum("bt,btl->bl", weight, self.lexical_coef[position].float())
             logits = logits + config.lexical_weight * scores.to(logits.dtype)
         loss = None
         if labels is not None:

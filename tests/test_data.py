@@ -307,8 +307,12 @@ def test_sliding_windows_cover_long_texts_and_repeat_their_labels(space, tiny_to
     with pytest.raises(ValueError, match="sliding windows are for single texts only"):
         pair = [{"text": "a", "text_b": "b", "labels": ["sports"]}]
         to_dataset(pair, tiny_tokenizer, space, text_pair_column="text_b", window_stride=2)
-    with pytest.raises(ValueError, match="`window_stride` must be an int >= 0"):
-        to_dataset(rows, tiny_tokenizer, space, max_length=10, window_stride=-1)
+    for bad in (-1, 8, 2.5):  # windows of 10 tokens hold 8 text tokens: they can share at most 7
+        with pytest.raises(
+            ValueError, match="`window_stride` must be an int >= 0 and under the 8 text tokens"
+        ):
+            to_dataset(rows, tiny_tokenizer, space, max_length=10, window_stride=bad)
+    assert to_dataset(rows, tiny_tokenizer, space, max_length=10, window_stride=7).num_rows > 2
 
 
 def test_prediction_input_without_labels(tiny_tokenizer):

@@ -84,6 +84,7 @@ def test_lexical_channel_adds_weighted_scores_outside_training_only():
     model.eval()
     low_precision = copy.deepcopy(model).to(torch.bfloat16)(input_ids=ids, attention_mask=mask).logits
     assert low_precision.dtype == torch.bfloat16  # the channel's float32 scores join bf16 logits
+    assert torch.allclose(low_precision.float(), expected, atol=0.05)
     with pytest.raises(ValueError, match="lexical channel reads `input_ids`"):
         model(inputs_embeds=model.get_input_embeddings()(ids), attention_mask=mask)
     model.clear_lexical_model()
