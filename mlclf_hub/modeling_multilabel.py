@@ -181,15 +181,14 @@ class MultiLabelModel(PreTrainedModel):
             )
         self.dropout = nn.Dropout(float(dropout) if isinstance(dropout, (int, float)) else 0.1)
         self.classifier = nn.Linear(backbone_config.hidden_size, config.num_labels)
-        size = config.knn_memory_size
-        self.register_buffer("knn_keys", torch.zeros(size, backbone_config.hidden_size), persistent=size > 0)
-        self.register_buffer(
-            "knn_values", torch.zeros(size, config.num_labels, dtype=torch.bool), persistent=size > 0
+        rows, vocab = config.knn_memory_size, config.lexical_vocab_size
+        self._set_tables(
+            knn_keys=torch.zeros(rows, backbone_config.hidden_size),
+            knn_values=torch.zeros(rows, config.num_labels, dtype=torch.bool),
+            lexical_vocab=torch.zeros(vocab, dtype=torch.long),
+            lexical_idf=torch.zeros(vocab),
+            lexical_coef=torch.zeros(vocab, config.num_labels),
         )
-        size = config.lexical_vocab_size
-        self.register_buffer("lexical_vocab", torch.zeros(size, dtype=torch.long), persistent=size > 0)
-        self.register_buffer("lexical_idf", torch.zeros(size), persistent=size > 0)
-        self.register_buffer("lexical_coef", torch.zeros(size, config.num_labels), persistent=size > 0)
         self._backbone_inputs = set(inspect.signature(self.backbone.forward).parameters)
         self.post_init()
 
@@ -205,6 +204,15 @@ class MultiLabelModel(PreTrainedModel):
         auto_map.setdefault("AutoModel", f"{type(self).__module__.rsplit('.', 1)[-1]}.{type(self).__name__}")
         self.config.auto_map = auto_map
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def _set_tables(self, **tables: torch.Tensor) -> None:
+        """Register the memory's and the lexical channel's tables as buffers, saved only when they have rows.
+
+        Their row counts are in the config (`knn_memory_size`, `lexical_vocab_size`), so `__init__` makes
+        buffers of the saved sizes for the weights to load into.
+        """
+        for name, table in tables.items():
+            self.register_buffer(name, table, persistent=table.shape[0] > 0)
 
     @torch.no_grad()
     def set_knn_memory(self, vectors: torch.Tensor, labels: torch.Tensor) -> None:
@@ -225,8 +233,7 @@ class MultiLabelModel(PreTrainedModel):
             )
         device = self.classifier.weight.device
         keys = F.normalize(vectors.float(), dim=-1).to(device)
-        self.register_buffer("knn_keys", keys, persistent=len(keys) > 0)
-        self.register_buffer("knn_values", (labels > 0.5).to(device), persistent=len(keys) > 0)
+        self._set_tables(knn_keys=keys, knn_values=(labels > 0.5).to(device))
         self.config.knn_memory_size = int(keys.shape[0])
 
     def clear_knn_memory(self) -> None:
@@ -252,13 +259,11 @@ class MultiLabelModel(PreTrainedModel):
         if size > 1 and bool((vocab[1:] == vocab[:-1]).any()):
             raise ValueError("lexical model: token ids must be unique.")
         device = self.classifier.weight.device
-        for name, value in (
-            ("lexical_vocab", vocab),
-            ("lexical_idf", idf[order]),
-            ("lexical_coef", coef[order]),
-        ):
-            value = value if name == "lexical_vocab" else value.float()
-            self.register_buffer(name, value.to(device), persistent=size > 0)
+        self._set_tables(
+            lexical_vocab=vocab.to(device),
+            lexical_idf=idf[order].float().to(device),
+            lexical_coef=coef[order].float().to(device),
+        )
         self.config.lexical_vocab_size = int(size)
 
     def clear_lexical_model(self) -> None:
