@@ -380,13 +380,17 @@ def fit_linear_probe(
     return raw_weight.float(), raw_bias.float()
 
 
+def _label_matrix(dataset: Any) -> np.ndarray:
+    """The multi-hot `labels` column of a tokenized dataset as one `(rows, num_labels)` array."""
+    return np.asarray(dataset.with_format("numpy")["labels"][:])
+
+
 def _features_and_labels(
     model: MultiLabelModel, dataset: Any, collator: Any, batch_size: int, progress: str | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pooled vectors `(n, hidden)` and float multi-hot labels `(n, num_labels)` of a tokenized dataset."""
     features = pooled_features(model, dataset, collator, batch_size, progress=progress)
-    labels = torch.tensor(np.asarray(dataset.with_format("numpy")["labels"][:]), dtype=torch.float32)
-    return features, labels
+    return features, torch.tensor(_label_matrix(dataset), dtype=torch.float32)
 
 
 def init_head_from_linear_probe(
@@ -498,10 +502,10 @@ def fit_lexical_model(
     token_rows = dataset["input_ids"]
     vocab, idf = lexical_vocabulary(token_rows, special_ids)
     logger.info(f"Fitting the lexical channel on {len(token_rows)} rows and {len(vocab)} tokens (C={c}).")
-    labels = torch.tensor(np.asarray(dataset.with_format("numpy")["labels"][:]), dtype=torch.float32)
     if len(vocab) == 0:
         model.clear_lexical_model()
         return
+    labels = torch.tensor(_label_matrix(dataset), dtype=torch.float32)
     progress = "Fitting the lexical channel" if show_progress else None
     bags = lexical_bags(token_rows, vocab, idf)
     coef, _ = fit_linear_probe(bags, labels, c=c, max_iter=100, history_size=10, progress=progress)
@@ -648,7 +652,7 @@ def train(
     # Fitted after training on the final encoder: evaluations while it trains see the head alone.
     model.clear_knn_memory()
     model.clear_lexical_model()
-    train_labels = np.asarray(train_set.with_format("numpy")["labels"][:])
+    train_labels = _label_matrix(train_set)
     if args.pos_weight == "auto":
         model.config.pos_weight = compute_pos_weight(train_labels, args.max_pos_weight)
     elif isinstance(args.pos_weight, (list, tuple)):
