@@ -9,10 +9,14 @@ and an `auto_map` that plain `transformers` follows with `trust_remote_code=True
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PreTrainedConfig
+from transformers.core_model_loading import WeightRenaming
+from transformers.models.auto.modeling_auto import MODEL_MAPPING
 from transformers.utils import cached_file, logging
 
 from .configuration_multilabel import POOLING_MODES, MultiLabelConfig
@@ -24,6 +28,16 @@ logger = logging.get_logger(__name__)
 SENTENCE_TRANSFORMERS_FILES = ("modules.json", "config_sentence_transformers.json")
 #: Keyword arguments of `from_pretrained` that locate files (forwarded to config and file lookups).
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+#: Backbone tensors a checkpoint may lack and that the model may initialise: the pooler (masked-LM
+#: checkpoints have none; `MultiLabelModel` pools the token states itself and never uses it).
+OPTIONAL_BACKBONE_KEYS = re.compile(r"^backbone\.pooler\.")
+
+
+class EncoderWeightsError(ValueError):
+    """The encoder's weights in a checkpoint could not be matched to the model's backbone.
+
+    Raised instead of leaving the backbone randomly initialised with only a load-report warning.
+    """
 
 
 def register_auto_classes() -> None:
@@ -70,6 +84,79 @@ def is_sentence_transformers_checkpoint(path_or_repo_id: str | os.PathLike, **hu
         if found:
             return True
     return False
+
+
+def encoder_key_mapping(encoder_config: PreTrainedConfig) -> dict[str, str]:
+    """`from_pretrained(key_mapping=...)` that loads any checkpoint of an encoder family into `backbone.`.
+
+    Checkpoints on the Hub are mostly saved with a head and the family's base-model prefix (`bert-base-uncased`
+    as `BertForPreTraining`: `bert.embeddings...`; `roberta-base` as `RobertaForMaskedLM`: `roberta.`; ModernBERT
+    `model.`); sentence-transformers folders hold a bare base model (no prefix, which transformers maps itself).
+    The prefix is the family's base model class's `base_model_prefix`, so every family transformers knows is
+    covered.
+
+    Example:
+        >>> from transformers import RobertaConfig
+        >>> encoder_key_mapping(RobertaConfig())
+        {'^roberta\\.': 'backbone.'}
+    """
+    base_class = MODEL_MAPPING.get(type(encoder_config), None)
+    prefix = getattr(base_class, "base_model_prefix", "") if base_class is not None else ""
+    if not prefix or prefix == MultiLabelModel.base_model_prefix:
+        return {}
+    return {rf"^{re.escape(prefix)}\.": f"{MultiLabelModel.base_model_prefix}."}
+
+
+def _reset_head(model: MultiLabelModel) -> None:
+    """A new, randomly initialised head (as `_init_weights` makes it), replacing one a checkpoint brought along."""
+    std = getattr(model.config.backbone_config, "initializer_range", None) or 0.02
+    with torch.no_grad():
+        model.classifier.weight.normal_(mean=0.0, std=std)
+        model.classifier.bias.zero_()
+
+
+def _forget_key_mapping(model: MultiLabelModel, key_mapping: dict[str, str] | None) -> None:
+    """Save in our own layout (`backbone.`), not the checkpoint's.
+
+    transformers keeps the renamings that loading used (`model._weight_conversions`) and reverses them in
+    `save_pretrained`, which would write a trained model with `bert.` keys that no loader maps back.
+    """
+    if not key_mapping:
+        return
+    used = getattr(model, "_weight_conversions", None) or []
+    model._weight_conversions = [
+        c for c in used if not (isinstance(c, WeightRenaming) and set(c.source_patterns) <= set(key_mapping))
+    ]
+
+
+def _load_checked(
+    source: str | os.PathLike, config: MultiLabelConfig, new_head: bool, kwargs: dict[str, Any]
+) -> MultiLabelModel:
+    """`MultiLabelModel.from_pretrained` that raises `EncoderWeightsError` when backbone tensors did not arrive."""
+    wants_info = bool(kwargs.pop("output_loading_info", False))
+    if new_head:
+        kwargs.setdefault("key_mapping", encoder_key_mapping(config.backbone_config))
+        # A `*ForSequenceClassification` checkpoint's own `classifier` (another label count) is not ours.
+        kwargs.setdefault("ignore_mismatched_sizes", True)
+    model, info = MultiLabelModel.from_pretrained(source, config=config, output_loading_info=True, **kwargs)
+    mismatched = {str(item[0] if isinstance(item, tuple) else item) for item in info.get("mismatched_keys", ())}
+    missing = sorted(
+        key
+        for key in {*info.get("missing_keys", ()), *mismatched}
+        if not OPTIONAL_BACKBONE_KEYS.match(key) and not (new_head and key.startswith("classifier."))
+    )
+    if new_head and "classifier.weight" not in info.get("missing_keys", ()):
+        _reset_head(model)
+    _forget_key_mapping(model, kwargs.get("key_mapping"))
+    if missing:
+        what = "the encoder checkpoint" if new_head else "the saved multi-label model"
+        raise EncoderWeightsError(
+            f"{source}: {len(missing)} weights of the model are not in {what} (or have another shape), so they would "
+            f"be randomly initialised: {', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}. "
+            f"The checkpoint's {config.backbone_config.model_type} weights must be stored bare or under the family's "
+            "base-model prefix (e.g. `bert.`); pass `key_mapping={regex: 'backbone.'}` for another layout."
+        )
+    return (model, info) if wants_info else model
 
 
 def _label_map(labels: Sequence[str] | None, num_labels: int | None) -> dict[int, str]:
@@ -158,7 +245,7 @@ class AutoModelForMultiLabel:
                     f"{pretrained_model_name_or_path} was trained with pooling={config.pooling!r}; "
                     f"got pooling={pooling!r}. Drop `pooling` to keep the trained head meaningful."
                 )
-            return MultiLabelModel.from_pretrained(pretrained_model_name_or_path, config=config, **kwargs)
+            return _load_checked(pretrained_model_name_or_path, config, new_head=False, kwargs=kwargs)
 
         if pooling is None:
             st = is_sentence_transformers_checkpoint(pretrained_model_name_or_path, **_hub_kwargs(kwargs))
@@ -177,9 +264,15 @@ class AutoModelForMultiLabel:
             f"Starting a multi-label model from the encoder {pretrained_model_name_or_path} "
             f"({config.model_type}, pooling={pooling}, {ml_config.num_labels} labels): only the head is new."
         )
-        return MultiLabelModel.from_pretrained(pretrained_model_name_or_path, config=ml_config, **kwargs)
+        return _load_checked(pretrained_model_name_or_path, ml_config, new_head=True, kwargs=kwargs)
 
 
 register_auto_classes()
 
-__all__ = ["AutoModelForMultiLabel", "is_sentence_transformers_checkpoint", "register_auto_classes"]
+__all__ = [
+    "AutoModelForMultiLabel",
+    "EncoderWeightsError",
+    "encoder_key_mapping",
+    "is_sentence_transformers_checkpoint",
+    "register_auto_classes",
+]
