@@ -8,6 +8,7 @@ Long texts can be read through a sliding window whose per-label scores are aggre
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -33,6 +34,68 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
                 f"row {row}, field 'text': expected a string, got {type(text).__name__} {text!r:.60}."
             )
     return texts
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How texts become model inputs at prediction time: the contract a model was trained with.
+
+    Attributes:
+        max_length: Tokens per text (or window).
+        sliding_window: Read texts longer than `max_length` as overlapping windows.
+        stride: Tokens shared by neighbouring windows (`None`: `max_length // 4`).
+        aggregate: How window probabilities become the text's: `"max"` or `"mean"`.
+    """
+
+    max_length: int
+    sliding_window: bool = False
+    stride: int | None = None
+    aggregate: Aggregate = "max"
+
+
+def resolve_preprocessing(
+    config: object,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    max_length: int | None = None,
+    sliding_window: bool | None = None,
+    stride: int | None = None,
+    aggregate: Aggregate | None = None,
+) -> Preprocessing:
+    """The preprocessing of a prediction: each argument given wins, else the model's saved contract.
+
+    The contract is what `train()` saved in the config (`max_length`, `sliding_window`, `window_stride`,
+    `window_aggregation`); a model without one (not trained by `train()`) reads the tokenizer's
+    `model_max_length`, capped at 512, and truncates.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> config = SimpleNamespace(max_length=24, sliding_window=False, window_stride=None, window_aggregation="max")
+        >>> resolve_preprocessing(config, tokenizer).max_length  # doctest: +SKIP
+        24
+        >>> resolve_preprocessing(config, tokenizer, max_length=64).max_length  # doctest: +SKIP
+        64
+    """
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)):
+        raise TypeError(
+            f"`max_length` must be an int or None, got {type(max_length).__name__} {max_length!r}."
+        )
+    if max_length is None:
+        max_length = getattr(config, "max_length", None)
+    if max_length is None:
+        max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
+    if max_length < 3:
+        raise ValueError(f"`max_length` must be >= 3 tokens, got {max_length}.")
+    saved_windows = bool(getattr(config, "sliding_window", False))
+    if sliding_window is None:
+        sliding_window = saved_windows
+    if stride is None and sliding_window and saved_windows:
+        stride = getattr(config, "window_stride", None)
+    if aggregate is None:
+        aggregate = getattr(config, "window_aggregation", None) or "max"
+    if aggregate not in ("max", "mean"):
+        raise ValueError(f"`aggregate` must be 'max' or 'mean', got {aggregate!r}.")
+    return Preprocessing(int(max_length), bool(sliding_window), stride, aggregate)
 
 
 def tokenize_windows(
@@ -123,9 +186,9 @@ def predict_proba(
     text_pairs: Iterable[str] | None = None,
     batch_size: int = 64,
     max_length: int | None = None,
-    sliding_window: bool = False,
+    sliding_window: bool | None = None,
     stride: int | None = None,
-    aggregate: Aggregate = "max",
+    aggregate: Aggregate | None = None,
     show_progress: bool | None = None,
 ) -> np.ndarray:
     """Sigmoid probabilities `(n_texts, num_labels)` for a list of texts.
@@ -136,11 +199,14 @@ def predict_proba(
         texts: The texts; row order is kept whatever the batching order.
         text_pairs: Second texts, one per text, for pair inputs (token type ids kept).
         batch_size: Texts (or windows) per forward pass.
-        max_length: Token budget per text (or window); defaults to the tokenizer's
-            `model_max_length` capped at 512.
-        sliding_window: Read texts longer than `max_length` as overlapping windows.
-        stride: Tokens shared by neighbouring windows (default `max_length // 4`).
-        aggregate: How window probabilities become the text's: `"max"` or `"mean"`.
+        max_length: Token budget per text (or window); default: the length the model was trained at
+            (`config.max_length`), else the tokenizer's `model_max_length` capped at 512.
+        sliding_window: Read texts longer than `max_length` as overlapping windows; default: as the
+            model was trained (`config.sliding_window`).
+        stride: Tokens shared by neighbouring windows (default: `config.window_stride` when the model
+            was trained on windows, else `max_length // 4`).
+        aggregate: How window probabilities become the text's: `"max"` or `"mean"` (default:
+            `config.window_aggregation`, `"max"`).
         show_progress: Progress bar; default on for more than 10 batches.
 
     Example:
@@ -157,9 +223,25 @@ def predict_proba(
         return np.zeros((0, model.config.num_labels), dtype=np.float64)
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
-    max_length = max_length or min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
+    plan = resolve_preprocessing(
+        model.config,
+        tokenizer,
+        max_length=max_length,
+        sliding_window=sliding_window,
+        stride=stride,
+        aggregate=aggregate,
+    )
+    if plan.sliding_window and text_pairs is not None and sliding_window is None:
+        plan = Preprocessing(
+            plan.max_length, False, None, plan.aggregate
+        )  # pairs are truncated, as in training
     features, owner = tokenize_windows(
-        tokenizer, texts, max_length, text_pairs=text_pairs, stride=stride, sliding_window=sliding_window
+        tokenizer,
+        texts,
+        plan.max_length,
+        text_pairs=text_pairs,
+        stride=plan.stride,
+        sliding_window=plan.sliding_window,
     )
     if show_progress is None:
         show_progress = len(features) > 10 * batch_size
@@ -169,7 +251,7 @@ def predict_proba(
         logits = _window_logits(model, tokenizer, features, batch_size, show_progress)
     finally:
         model.train(was_training)
-    return aggregate_windows(sigmoid(logits.astype(np.float64)), owner, len(texts), aggregate)
+    return aggregate_windows(sigmoid(logits.astype(np.float64)), owner, len(texts), plan.aggregate)
 
 
 def predict(
@@ -192,4 +274,11 @@ def predict(
     return [[names[j] for j in np.flatnonzero(row)] for row in chosen]
 
 
-__all__ = ["aggregate_windows", "predict", "predict_proba", "tokenize_windows"]
+__all__ = [
+    "Preprocessing",
+    "aggregate_windows",
+    "predict",
+    "predict_proba",
+    "resolve_preprocessing",
+    "tokenize_windows",
+]

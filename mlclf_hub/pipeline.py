@@ -27,7 +27,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
-from .inference import Aggregate, aggregate_windows, tokenize_windows
+from .inference import Aggregate, aggregate_windows, resolve_preprocessing, tokenize_windows
 from .metrics import _check_thresholds, binarize, sigmoid
 
 logger = logging.get_logger(__name__)
@@ -47,12 +47,14 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
             (one value for every label, or one per label in label-id order).
         return_all_scores (`bool`, defaults to `False`): Every label, whatever its threshold.
         top_k (`int`, *optional*): Keep at most this many labels per text (after thresholding).
-        max_length (`int`, *optional*): Tokens per text (or window); defaults to the tokenizer's
-            `model_max_length` capped at 512, as `predict_proba`.
-        sliding_window (`bool`, defaults to `False`): Read texts longer than `max_length` as overlapping
-            windows instead of truncating them.
-        stride (`int`, *optional*): Tokens shared by neighbouring windows (default `max_length // 4`).
-        aggregate (`"max"` or `"mean"`, defaults to `"max"`): How window scores become the text's.
+        max_length (`int`, *optional*): Tokens per text (or window); default: the model's training length
+            (`config.max_length`), else the tokenizer's `model_max_length` capped at 512, as `predict_proba`.
+        sliding_window (`bool`, *optional*): Read texts longer than `max_length` as overlapping windows
+            instead of truncating them; default: as the model was trained (`config.sliding_window`).
+        stride (`int`, *optional*): Tokens shared by neighbouring windows (default: `config.window_stride`
+            for a model trained on windows, else `max_length // 4`).
+        aggregate (`"max"` or `"mean"`, *optional*): How window scores become the text's (default:
+            `config.window_aggregation`).
         batch_size (`int`, *optional*): Windows per forward pass (the `Pipeline` argument).
 
     Example:
@@ -109,26 +111,26 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
             postprocess["aggregate"] = aggregate
         return preprocess, {}, postprocess
 
-    def _default_max_length(self) -> int:
-        return min(int(getattr(self.tokenizer, "model_max_length", 512) or 512), 512)
-
     def preprocess(
         self,
         inputs: str,
         max_length: int | None = None,
-        sliding_window: bool = False,
+        sliding_window: bool | None = None,
         stride: int | None = None,
     ):
         if not isinstance(inputs, str):
             raise TypeError(
                 f"{TASK} expects a string or a list of strings, got {type(inputs).__name__} {inputs!r:.60}."
             )
-        windows, _ = tokenize_windows(
+        plan = resolve_preprocessing(
+            self.model.config,
             self.tokenizer,
-            [inputs],
-            max_length or self._default_max_length(),
-            stride=stride,
+            max_length=max_length,
             sliding_window=sliding_window,
+            stride=stride,
+        )
+        windows, _ = tokenize_windows(
+            self.tokenizer, [inputs], plan.max_length, stride=plan.stride, sliding_window=plan.sliding_window
         )
         for index, window in enumerate(windows):
             ids = window["input_ids"]
@@ -151,12 +153,13 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
         threshold: np.ndarray | None = None,
         return_all_scores: bool = False,
         top_k: int | None = None,
-        aggregate: Aggregate = "max",
+        aggregate: Aggregate | None = None,
     ) -> list[dict[str, Any]]:
         logits = np.concatenate([out["logits"].float().numpy().reshape(1, -1) for out in all_outputs])
         window_scores = sigmoid(logits.astype(np.float64))
-        scores = aggregate_windows(window_scores, np.zeros(len(logits), dtype=np.int64), 1, aggregate)[0]
         config = self.model.config
+        aggregate = aggregate or getattr(config, "window_aggregation", None) or "max"
+        scores = aggregate_windows(window_scores, np.zeros(len(logits), dtype=np.int64), 1, aggregate)[0]
         cutoffs = config.thresholds if threshold is None else threshold
         keep = (
             np.ones_like(scores, dtype=bool) if return_all_scores else binarize(scores[None], cutoffs)[0] == 1

@@ -889,6 +889,20 @@ def _label_kind(labels: Sequence[Sequence[Any]]) -> str | None:
     return "names" if isinstance(first[0], str) else "vector"
 
 
+def _given_fields(args: Any, model_name: str) -> set[str]:
+    """The args fields a user chose: in `args` (a dict's keys, an args object's non-defaults) or a saved `model_args.json`."""
+    given: set[str] = set()
+    saved = os.path.join(model_name, ARGS_FILE)
+    if os.path.isfile(saved):
+        with open(saved, encoding="utf-8") as handle:
+            given |= set(json.load(handle))
+    if isinstance(args, dict):
+        given |= set(args)
+    elif isinstance(args, ClassificationArgs):
+        given |= {key for key, value in _defaults(type(args)).items() if getattr(args, key) != value}
+    return given
+
+
 def _stride_to_overlap(stride: float, max_length: int, special_tokens: int) -> int:
     """simpletransformers' `stride` (step between windows: a fraction of max_seq_length, or tokens) as
     the tokenizer's `stride` (tokens shared by neighbouring windows)."""
@@ -966,6 +980,7 @@ class MultiLabelClassificationModel:
             self._fresh = False
             self._check_labels(self.model.config.labels)
             self._set_label_args(self.model.config.labels)
+            self._adopt_preprocessing(_given_fields(args, model_name))
         else:
             self._fresh = True
             self.model = self._new_model(self._initial_labels(encoder_config))
@@ -986,6 +1001,19 @@ class MultiLabelClassificationModel:
             raise TypeError(
                 f"`args` must be a MultiLabelClassificationArgs, ClassificationArgs or dict, got {type(args).__name__}."
             )
+
+    def _adopt_preprocessing(self, given: set[str]) -> None:
+        """Read texts as the trained model was trained (its saved length and windows), unless the args say otherwise."""
+        config, args = self.model.config, self.args
+        if "max_seq_length" not in given and config.max_length is not None:
+            args.max_seq_length = int(config.max_length)
+        if "sliding_window" not in given:
+            args.sliding_window = bool(config.sliding_window)
+        if "sliding_window_aggregation" not in given:
+            args.sliding_window_aggregation = config.window_aggregation
+        if "stride" not in given and config.sliding_window and config.window_stride is not None:
+            window = args.max_seq_length - self.tokenizer.num_special_tokens_to_add(pair=False)
+            args.stride = max(window - int(config.window_stride), 1)  # tokens a window moves on (>= 1: tokens)
 
     def _hub_kwargs(self) -> dict[str, Any]:
         keys = ("revision", "token", "cache_dir", "local_files_only", "subfolder")
@@ -1293,6 +1321,7 @@ class MultiLabelClassificationModel:
             **columns,
         )
         self.model, self._fresh = result.model, False
+        self.model.config.window_aggregation = a.sliding_window_aggregation  # train() saved length and windows
         self._card_data = result.card_data  # hub: the model card's data, written on every save
         self._set_label_args(space.names)
         if eval_rows is not None and a.tune_thresholds:
