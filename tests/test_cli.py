@@ -3,13 +3,17 @@ import io
 import json
 import logging as std_logging
 
+import numpy as np
 import pytest
 from transformers import AutoModel
 from transformers.utils import logging
 
-from mlclf_hub import AutoModelForMultiLabel
+from mlclf_hub import AutoModelForMultiLabel, cli
 from mlclf_hub.cli import _setup_logging, main
-from tests.tiny_models import tiny_backbone_config, tiny_tokenizer
+from mlclf_hub.inference import predict_proba
+from mlclf_hub.metrics import multilabel_metrics
+from mlclf_hub.saving import save_model
+from tests.tiny_models import tiny_backbone_config, tiny_model, tiny_tokenizer
 from tests.train_script import LABELS, keyword_rows
 
 
@@ -115,3 +119,85 @@ def test_cli_log_lines_follow_a_swapped_stderr():
     assert len(std_logging.getLogger("mlclf_hub").handlers) == 1
     _setup_logging()  # a second run adds no second handler
     assert len(std_logging.getLogger("mlclf_hub").handlers) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "epochs", "output_dir"),
+    [
+        (["--num_train_epochs=3", "--output_dir=out-a"], 3.0, "out-a"),
+        (["--num_train_epochs", "3", "--output_dir", "out-b"], 3.0, "out-b"),
+        (["--num-train-epochs", "3"], 3.0, "mlclf-demo-model"),
+        ([], 1.0, "mlclf-demo-model"),
+    ],
+)
+def test_demo_flags_win_over_the_demo_defaults(argv, epochs, output_dir, encoder_dir, tmp_path, monkeypatch):
+    """`demo`'s own defaults (1 epoch, its output dir, no checkpoints) yield to a flag in either spelling."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "_shipped_encoder", lambda: "shipped-encoder")
+    data_args, train_args = cli._train_args(argv, demo=True)
+    assert train_args.num_train_epochs == epochs
+    assert train_args.output_dir == output_dir
+    assert train_args.save_strategy == "no"
+    assert data_args.model_name_or_path == "shipped-encoder"
+    _, train_args = cli._train_args(["--save_strategy=epoch"], demo=True)
+    assert train_args.save_strategy == "epoch"
+    _, plain = cli._train_args(["--model_name_or_path", str(encoder_dir), "--train_file", "t.jsonl"], False)
+    assert (plain.num_train_epochs, plain.output_dir) == (3.0, "mlclf-model")  # train keeps its own defaults
+
+
+def _bad_model(tmp_path, case: str) -> str:
+    if case == "missing":
+        return str(tmp_path / "nonexistent")
+    if case == "absolute":
+        return "/nonexistent"
+    path = tmp_path / case
+    path.mkdir()
+    if case == "corrupt_config":
+        (path / "config.json").write_text('{"model_type": "multilabel", ')
+    return str(path)  # "no_config": an empty directory
+
+
+@pytest.mark.parametrize("case", ["missing", "absolute", "no_config", "corrupt_config"])
+@pytest.mark.parametrize("command", ["predict", "evaluate", "train"])
+def test_bad_model_path_is_one_line_naming_it_and_exit_code_2(command, case, tmp_path, capsys):
+    model = _bad_model(tmp_path, case)
+    data = write_jsonl(tmp_path / "rows.jsonl", keyword_rows(4, 1))
+    if command == "train":
+        argv = ["train", "--model_name_or_path", model, "--train_file", str(data)]
+        argv += ["--output_dir", str(tmp_path / "out")]
+    else:
+        argv = [command, "--model", model, "--input", str(data)]
+    code = main(argv)
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"mlclf-hub {command}: error: ") and repr(model) in err
+    assert "Traceback" not in captured.err + captured.out
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_output_writes_the_metrics_as_json(tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    save_model(tiny_model(thresholds=[0.45, 0.5, 0.55]), model_dir, tiny_tokenizer())
+    rows = keyword_rows(40, 3)
+    data = write_jsonl(tmp_path / "val.jsonl", rows)
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "--model", str(model_dir), "--input", str(data), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    written = json.loads(out.read_text(encoding="utf-8"))
+
+    model = AutoModelForMultiLabel.from_pretrained(model_dir)
+    probs = predict_proba(model, tiny_tokenizer(), [text for text, _ in rows])
+    y_true = np.array([[int(name in labels) for name in model.config.labels] for _, labels in rows])
+    expected = multilabel_metrics(y_true, probs, model.config.thresholds, model.config.labels, per_label=True)
+    assert set(written) == set(expected)
+    assert written["num_samples"] == 40
+    for key, value in expected.items():
+        if key != "per_label":
+            assert written[key] == pytest.approx(value, abs=1e-6), key
+    assert written["per_label"].keys() == expected["per_label"].keys()
+    for name, per in expected["per_label"].items():
+        assert written["per_label"][name] == pytest.approx(per, abs=1e-6), name
+    assert f"| f1_micro | {expected['f1_micro']:.4f} |" in printed  # the table still goes to stdout
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".metrics")] == []  # no temp file left
