@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .auto import AutoModelForMultiLabel
+from .auto import AutoModelForMultiLabel, EncoderWeightsError
 from .configuration_multilabel import MultiLabelConfig
 from .modeling_multilabel import MultiLabelModel
 from .pipeline import MultiLabelClassificationPipeline  # registers "multi-label-classification" (~50 ms)
@@ -48,6 +48,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AutoModelForMultiLabel",
+    "EncoderWeightsError",
     "MultiLabelClassificationPipeline",
     "MultiLabelConfig",
     "MultiLabelModel",
