@@ -53,7 +53,15 @@ def register_auto_classes() -> None:
 
 
 def _push_model_to_hub(self: MultiLabelModel, repo_id: str, **kwargs: Any) -> Any:
-    """`model.push_to_hub(repo_id, ...)`: `mlclf_hub.hub.push_to_hub` (model card, one commit)."""
+    """`model.push_to_hub(repo_id, ...)`: `mlclf_hub.hub.push_to_hub` (model card, one commit).
+
+    It takes every keyword of transformers' `PushToHubMixin.push_to_hub` (`commit_message`,
+    `commit_description`, `private`, `token`, `revision`, `create_pr`, `max_shard_size`, `tags`), with the
+    same meaning, plus `hub.push_to_hub`'s own (`tokenizer`, `card_data`, `endpoint`, `extra_writers`).
+
+    Example:
+        >>> model.push_to_hub("me/my-classifier", tokenizer=tokenizer, tags=["debtags"])  # doctest: +SKIP
+    """
     from .hub import push_to_hub
 
     return push_to_hub(self, repo_id, **kwargs)

@@ -3,15 +3,22 @@
 The card is rendered from `model_card_template.md` by one `huggingface_hub.ModelCard.from_template`
 call. Its data, `MultiLabelModelCardData`, is a `ModelCardData` dataclass whose fields come in three
 groups: given by the user (name, dataset, language, license), filled during training by
-`ModelCardCallback` and `train()` (hyperparameters, row counts, metrics at the tuned thresholds,
-per-label table) and computed (framework versions, then the model's labels and thresholds at render
-time). Every number in the card comes from an actual evaluation; an unknown fact is written as an HTML
-comment, never guessed; a failure in an optional section is logged and the section left out, so a card
-problem never breaks a save.
+`ModelCardCallback` and `train()` (hyperparameters, row counts, metrics at the tuned thresholds and
+held out, per-label table) and computed (framework versions, then the model's labels, thresholds and
+stored tables at render time). Every number in the card comes from an actual evaluation; an unknown fact
+is written as an HTML comment, never guessed; a failure in an optional section is logged and the section
+left out, so a card problem never breaks a save.
+
+Thresholds tuned on the validation rows and scored there are in-sample (optimistic). When `train()`
+measured them, the card also reports held-out figures (thresholds tuned on one half of the validation
+rows, scored on the other: `thresholds.cross_fitted_metrics`), and the `model-index` carries those.
 
 `push_to_hub(model, repo_id)` saves the model, tokenizer, remote code and card into a temporary
 directory and uploads it in one commit (`HfApi.create_repo`, then `upload_folder`). The model's own
-directory is never written to.
+directory is never written to. It takes every keyword of transformers' `PushToHubMixin.push_to_hub`
+(it replaces `model.push_to_hub` after `import mlclf_hub`). No local path is uploaded: the model's
+`save_pretrained` drops local `name_or_path` values, tokenizer configs lose keys that hold local paths,
+and the card's hyperparameters show local paths as `<local path>`.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from __future__ import annotations
 import copy
 import enum
 import importlib.metadata
+import json
 import os
 import platform
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
@@ -28,13 +37,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from huggingface_hub import CommitInfo, EvalResult, HfApi, ModelCard, ModelCardData
 from huggingface_hub.repocard_data import eval_results_to_model_index
 from huggingface_hub.utils import yaml_dump
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from transformers.utils import logging
 
-from .saving import ExtraWriter, save_model
+from .saving import ExtraWriter
 
 logger = logging.get_logger(__name__)
 
@@ -101,9 +111,18 @@ IGNORED_HYPERPARAMETERS = frozenset(
         "accelerator_config",
         "greater_is_better",
         "debug",
+        "resume_from_checkpoint",
+        "hub_revision",
+        "hub_always_push",
     }
 )
 DIGITS = 4
+#: Metrics that read the scores, not the thresholds (the same in both kinds of figures).
+SCORE_METRIC_KEYS = frozenset({"lrap", "roc_auc_macro"})
+#: How a hyperparameter that holds a local path appears in the card.
+LOCAL_PATH = "<local path>"
+#: Saved tokenizer files whose string values are checked for local paths before an upload.
+TOKENIZER_CONFIG_FILES = ("tokenizer_config.json", "special_tokens_map.json", "processor_config.json")
 
 
 def format_metric(value: Any) -> str:
@@ -166,6 +185,42 @@ def _is_hub_id(name: str | None) -> bool:
     return len(parts) == 2 and all(parts)
 
 
+def _is_local_path(value: Any) -> bool:
+    """A string naming a file or directory of this machine: absolute, `~...`, or an existing relative path.
+
+    Example:
+        >>> _is_local_path("/home/me/out"), _is_local_path("~/data"), _is_local_path("linear")
+        (True, True, False)
+    """
+    if not isinstance(value, str) or not value or "://" in value:
+        return False
+    return os.path.isabs(value) or value.startswith("~") or (os.sep in value and os.path.exists(value))
+
+
+def _without_local_paths(value: Any) -> Any:
+    """`value` with every string that is a local path (in lists and dicts too) replaced by `LOCAL_PATH`."""
+    if isinstance(value, dict):
+        return {key: _without_local_paths(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_without_local_paths(item) for item in value)
+    return LOCAL_PATH if _is_local_path(value) else value
+
+
+def _megabytes(tensors: list[Any]) -> float:
+    """Bytes of the given tensors (None skipped), in MB (10^6 bytes)."""
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None) / 1e6
+
+
+def format_megabytes(value: float) -> str:
+    """A size in MB as the card shows it: three significant digits.
+
+    Example:
+        >>> format_megabytes(4.6080), format_megabytes(0.0123)
+        ('4.61', '0.0123')
+    """
+    return f"{value:.3g}"
+
+
 def _field_defaults(cls: type) -> dict[str, Any]:
     """Each init field's default value (factories called, enums as their values)."""
     out = {}
@@ -198,7 +253,7 @@ class MultiLabelModelCardData(ModelCardData):
         model_id: The Hub repo id (`push_to_hub` sets it), used in the usage snippets.
         language: Language code(s) of the texts, e.g. `"en"`.
         license: License of the model, e.g. `"apache-2.0"`.
-        base_model: Hub id of the encoder; default: the model's `name_or_path` when it is a Hub id.
+        base_model: Hub id of the encoder; default: the encoder's `name_or_path` when it is a Hub id.
         dataset_name: Name of the training data, shown in the card and the `model-index`.
         dataset_id: Hub id of the training data set, if it has one (goes to `datasets`).
         dataset_description: A sentence or two on where the data comes from.
@@ -231,6 +286,10 @@ class MultiLabelModelCardData(ModelCardData):
     eval_metrics: dict[str, Any] = field(default_factory=dict, init=False)
     per_label_metrics: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
     eval_thresholds: list[float] | None = field(default=None, init=False)
+    thresholds_tuned: bool | None = field(default=None, init=False)
+    heldout_metrics: dict[str, Any] | None = field(default=None, init=False)
+    heldout_per_label_metrics: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
+    heldout_skipped: str | None = field(default=None, init=False)
     training_logs: list[dict[str, Any]] = field(default_factory=list, init=False)
 
     # Computed
@@ -244,8 +303,12 @@ class MultiLabelModelCardData(ModelCardData):
     knn_memory_size: int = field(default=0, init=False)
     knn_neighbors: int | None = field(default=None, init=False)
     knn_weight: float | None = field(default=None, init=False)
+    knn_key_dtype: str | None = field(default=None, init=False)
+    knn_megabytes: float | None = field(default=None, init=False)
     lexical_vocab_size: int = field(default=0, init=False)
     lexical_weight: float | None = field(default=None, init=False)
+    lexical_megabytes: float | None = field(default=None, init=False)
+    hidden_size: int | None = field(default=None, init=False)
     backbone_type: str | None = field(default=None, init=False)
     num_parameters: int | None = field(default=None, init=False)
     base_model_source: str | None = field(default=None, init=False)
@@ -266,7 +329,11 @@ class MultiLabelModelCardData(ModelCardData):
         The defaults are read from the dataclass fields: building a second `TrainingArguments` during
         training would reset accelerate's shared state under the running Trainer.
         """
-        values = {key: value for key, value in args.to_dict().items() if key not in IGNORED_HYPERPARAMETERS}
+        values = {
+            key: _without_local_paths(value)
+            for key, value in args.to_dict().items()
+            if key not in IGNORED_HYPERPARAMETERS
+        }
         self.all_hyperparameters = values
         defaults = _field_defaults(type(args))
         self.non_default_hyperparameters = {
@@ -275,14 +342,44 @@ class MultiLabelModelCardData(ModelCardData):
             if key in defaults and not _same_setting(value, defaults[key])
         }
 
-    def set_eval_metrics(self, metrics: dict[str, Any], thresholds: list[float] | None = None) -> None:
-        """The validation metrics (`multilabel_metrics(..., per_label=True)`) and the thresholds they used."""
+    def set_eval_metrics(
+        self, metrics: dict[str, Any], thresholds: list[float] | None = None, tuned: bool | None = None
+    ) -> None:
+        """The validation metrics (`multilabel_metrics(..., per_label=True)`) and the thresholds they used.
+
+        `tuned` says whether those thresholds were tuned on the same rows (then the figures are
+        in-sample); None when unknown (the card then says nothing either way). Held-out figures recorded
+        before are dropped: they belong to other metrics (record new ones with `set_heldout_metrics`).
+
+        Example:
+            >>> card_data.set_eval_metrics(result.eval_metrics, model.config.thresholds, tuned=True)  # doctest: +SKIP
+        """
         metrics = dict(metrics)
         self.per_label_metrics = metrics.pop("per_label", None) or self.per_label_metrics
         self.eval_metrics = metrics
         self.eval_thresholds = [float(t) for t in thresholds] if thresholds is not None else None
+        self.thresholds_tuned = tuned
+        self.heldout_metrics, self.heldout_per_label_metrics, self.heldout_skipped = None, {}, None
         if metrics.get("num_samples") is not None:
             self.eval_rows = int(metrics["num_samples"])
+
+    def set_heldout_metrics(self, metrics: dict[str, Any] | None, skipped: str | None = None) -> None:
+        """The held-out figures of the thresholds (`thresholds.cross_fitted_metrics(..., per_label=True)`).
+
+        Call after `set_eval_metrics`. With `metrics=None`, `skipped` says why there are none (shown in
+        the card). The `model-index` carries these figures when they exist.
+
+        Example:
+            >>> card_data.set_heldout_metrics(result.heldout_metrics, skipped=result.heldout_skipped)  # doctest: +SKIP
+        """
+        if metrics is None:
+            self.heldout_metrics, self.heldout_per_label_metrics = None, {}
+            self.heldout_skipped = skipped
+            return
+        metrics = dict(metrics)
+        self.heldout_per_label_metrics = metrics.pop("per_label", None) or {}
+        self.heldout_metrics = metrics
+        self.heldout_skipped = None
 
     def set_model(self, model: PreTrainedModel) -> None:
         """Labels, thresholds, pooling, memory, lexical channel, backbone and base model, read from the model."""
@@ -297,8 +394,17 @@ class MultiLabelModelCardData(ModelCardData):
         self.lexical_weight = getattr(config, "lexical_weight", None)
         backbone = getattr(config, "backbone_config", None)
         self.backbone_type = getattr(backbone, "model_type", None)
+        self.hidden_size = getattr(backbone, "hidden_size", None)
         self.num_parameters = int(sum(p.numel() for p in model.parameters()))
-        source = getattr(model, "name_or_path", None) or getattr(backbone, "_name_or_path", None) or None
+        keys = getattr(model, "knn_keys", None)
+        if self.knn_memory_size and isinstance(keys, torch.Tensor):
+            self.knn_key_dtype = str(keys.dtype).removeprefix("torch.")
+            self.knn_megabytes = _megabytes([keys])
+        if self.lexical_vocab_size:
+            tables = [getattr(model, name, None) for name in ("lexical_vocab", "lexical_idf", "lexical_coef")]
+            self.lexical_megabytes = _megabytes([t for t in tables if isinstance(t, torch.Tensor)])
+        # The encoder's own name first: after a reload, `model.name_or_path` is the trained model itself.
+        source = getattr(backbone, "_name_or_path", None) or getattr(model, "name_or_path", None) or None
         if self.base_model is None and _is_hub_id(source):
             self.base_model = source
         self.base_model_source = self.base_model or (
@@ -306,15 +412,32 @@ class MultiLabelModelCardData(ModelCardData):
         )
         if not self.model_name:
             self.model_name = self.model_id.split("/")[-1] if self.model_id else "multi-label text classifier"
+        if self.dataset_id and not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", self.dataset_id):
+            logger.warning(f"Model card: dataset_id {self.dataset_id!r} is not a Hub id; not linking it.")
+            self.dataset_name = self.dataset_name or os.path.basename(os.path.normpath(self.dataset_id))
+            self.dataset_id = None
         if self.dataset_id and not self.datasets:
             self.datasets = [self.dataset_id]
 
     # -- rendering ---------------------------------------------------------------------------------------------
+    def index_metrics(self) -> tuple[dict[str, Any], str | None]:
+        """The figures the `model-index` carries: the held-out ones when measured, else those on the
+        validation rows; and how their threshold-dependent names are qualified (`"cross-fitted"`,
+        `"in-sample"`, or None when it is not known whether the thresholds were tuned on those rows)."""
+        if self.heldout_metrics:
+            return self.heldout_metrics, "cross-fitted"
+        return self.eval_metrics, "in-sample" if self.thresholds_tuned else None
+
     def eval_result_list(self) -> list[EvalResult]:
-        """`EvalResult`s (task text-classification) for the `model-index`, one per overall metric."""
+        """`EvalResult`s (task text-classification) for the `model-index`, one per overall metric.
+
+        Held-out (cross-fitted) figures where they exist, else the in-sample ones; the metric names say
+        which (`"F1 (micro), cross-fitted"`), except for metrics that read no threshold (LRAP, ROC AUC).
+        """
+        metrics, kind = self.index_metrics()
         results = []
         for key, name, metric_type, metric_args in CARD_METRICS:
-            if self.eval_metrics.get(key) is None:
+            if metrics.get(key) is None:
                 continue
             results.append(
                 EvalResult(
@@ -324,8 +447,8 @@ class MultiLabelModelCardData(ModelCardData):
                     dataset_name=self.dataset_name or "validation data",
                     dataset_split="validation",
                     metric_type=metric_type,
-                    metric_name=name,
-                    metric_value=round(float(self.eval_metrics[key]), DIGITS),
+                    metric_name=name if kind is None or key in SCORE_METRIC_KEYS else f"{name}, {kind}",
+                    metric_value=round(float(metrics[key]), DIGITS),
                     metric_args=metric_args,
                 )
             )
@@ -338,17 +461,25 @@ class MultiLabelModelCardData(ModelCardData):
         )
 
     def _eval_table(self) -> str:
+        """One column per kind of figure: held out (when measured), then on the validation rows."""
+        columns = [m for m in (self.heldout_metrics, self.eval_metrics) if m]
         rows = [
-            [name, format_metric(self.eval_metrics[key])]
+            [name, *(format_metric(m[key]) if key in m else "-" for m in columns)]
             for key, name, _, _ in CARD_METRICS
-            if key in self.eval_metrics
+            if any(key in m for m in columns)
         ]
-        if self.eval_metrics.get("eval_loss") is not None and np.isfinite(self.eval_metrics["eval_loss"]):
-            rows.append(["Validation loss", format_metric(self.eval_metrics["eval_loss"])])
-        return _markdown_table(["Metric", "Value"], rows) if rows else ""
+        loss = self.eval_metrics.get("eval_loss")
+        if loss is not None and np.isfinite(loss):
+            rows.append(["Validation loss", *[format_metric(loss)] * len(columns)])  # no threshold in it
+        if not rows:
+            return ""
+        if self.heldout_metrics:
+            return _markdown_table(["Metric", "Held out (cross-fitted)", "In-sample (tuned)"], rows)
+        return _markdown_table(["Metric", "In-sample (tuned)" if self.thresholds_tuned else "Value"], rows)
 
     def _per_label_table(self) -> str:
         thresholds = dict(zip(self.labels, self.eval_thresholds or self.thresholds))
+        heldout = self.heldout_per_label_metrics
         rows = [
             [
                 f"`{name}`",
@@ -356,15 +487,14 @@ class MultiLabelModelCardData(ModelCardData):
                 format_metric(m["precision"]),
                 format_metric(m["recall"]),
                 format_metric(m["f1"]),
+                *([format_metric(heldout[name]["f1"]) if name in heldout else "-"] if heldout else []),
                 format_metric(m["support"]),
             ]
             for name, m in self.per_label_metrics.items()
         ]
-        return (
-            _markdown_table(["Label", "Threshold", "Precision", "Recall", "F1", "Support"], rows)
-            if rows
-            else ""
-        )
+        header = ["Label", "Threshold", "Precision", "Recall", "F1"]
+        header += ["F1 held out (cross-fitted)"] if heldout else []
+        return _markdown_table([*header, "Support"], rows) if rows else ""
 
     def _hyperparameter_lines(self, values: dict[str, Any]) -> str:
         return "\n".join(f"- {key}: `{value!r}`" for key, value in sorted(values.items()))
@@ -389,6 +519,10 @@ class MultiLabelModelCardData(ModelCardData):
         """The template variables: every field plus the pre-rendered tables (a failed one is logged, left out)."""
         values: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         values["repo_id"] = self.model_id or "path/to/model"
+        values["knn_megabytes_text"] = format_megabytes(self.knn_megabytes) if self.knn_megabytes else None
+        values["lexical_megabytes_text"] = (
+            format_megabytes(self.lexical_megabytes) if self.lexical_megabytes else None
+        )
         values["widget_example"] = self.widget_text[0] if self.widget_text else "Your text here."
         sections: dict[str, Callable[[], Any]] = {
             "labels_table": self._labels_table,
@@ -419,7 +553,7 @@ class MultiLabelModelCardData(ModelCardData):
             "tags": self.tags,
             "base_model": self.base_model,
             "datasets": self.datasets,
-            "metrics": sorted({m[2] for m in CARD_METRICS if m[0] in self.eval_metrics}) or None,
+            "metrics": sorted({m[2] for m in CARD_METRICS if m[0] in self.index_metrics()[0]}) or None,
             "widget": [{"text": text} for text in self.widget_text] or None,
         }
         try:
@@ -487,6 +621,7 @@ class ModelCardCallback(TrainerCallback):
                 if isinstance(v, (int, float))
             },
             thresholds=[0.5] * model.config.num_labels if model is not None else None,  # compute_metrics' 0.5
+            tuned=False,
         )
         dataset = getattr(eval_dataloader, "dataset", None)
         if not self.card_data.widget_text and dataset is not None and processing_class is not None:
@@ -584,30 +719,85 @@ def _default_tokenizer(model: PreTrainedModel) -> PreTrainedTokenizerBase | None
     return None
 
 
-def _card_writers(model: PreTrainedModel, card_data: MultiLabelModelCardData | None, repo_id: str) -> list:
-    """Card writer for the push: given or attached card data; else the README.md saved with the model."""
+def _card_writers(
+    model: PreTrainedModel,
+    card_data: MultiLabelModelCardData | None,
+    repo_id: str,
+    tags: list[str] | None = None,
+) -> list:
+    """Card writer for the push: given or attached card data; else the README.md saved with the model.
+
+    `tags` are added to the card's tags (to the YAML header of a README.md taken as it is).
+    """
     data = _attached(model) if card_data is None else card_data
     source = getattr(model, "name_or_path", None)
     existing = Path(source) / "README.md" if source and os.path.isdir(source) else None
     if data is None and existing is not None and existing.is_file():
         text = existing.read_text(encoding="utf-8")
+        if tags:
+            card = ModelCard(text)
+            card.data.tags = list(dict.fromkeys([*(card.data.tags or []), *tags]))
+            text = str(card)
         return [lambda d: (Path(d) / "README.md").write_text(text, encoding="utf-8")]
     data = copy.deepcopy(data if data is not None else MultiLabelModelCardData())
     data.model_id = data.model_id or (repo_id if "/" in repo_id else None)
+    if tags:
+        data.tags = list(dict.fromkeys([*data.tags, *tags]))
     return [card_writer(model, data)]
+
+
+def _drop_local_paths(directory: Path) -> None:
+    """Remove the keys of the saved tokenizer configs whose values are local paths (logged).
+
+    transformers keeps unknown `tokenizer_config.json` keys of a tokenizer loaded from disk as they
+    were, and old checkpoints carry some that name the machine they were made on.
+    """
+    for name in TOKENIZER_CONFIG_FILES:
+        path = Path(directory) / name
+        if not path.is_file():
+            continue
+        values = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(values, dict):
+            continue
+        local = sorted(key for key, value in values.items() if _is_local_path(value))
+        if local:
+            logger.warning(f"push_to_hub: not uploading the local paths in {name} (keys {local}).")
+            kept = {key: value for key, value in values.items() if key not in local}
+            path.write_text(json.dumps(kept, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _save_for_upload(
+    model: PreTrainedModel,
+    folder: Path,
+    tokenizer: PreTrainedTokenizerBase | None,
+    writers: list[ExtraWriter],
+    max_shard_size: int | str | None,
+) -> None:
+    """Weights (sharded at `max_shard_size`), remote code, config, tokenizer and card into `folder`."""
+    folder.mkdir(parents=True)
+    shard = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
+    model.save_pretrained(folder, **shard)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+        _drop_local_paths(folder)
+    for write in writers:
+        write(folder)
 
 
 def push_to_hub(
     model: PreTrainedModel,
     repo_id: str,
     *,
+    commit_message: str | None = None,
+    commit_description: str | None = None,
+    private: bool | None = None,
+    token: str | bool | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
+    max_shard_size: int | str | None = "50GB",
+    tags: list[str] | None = None,
     tokenizer: PreTrainedTokenizerBase | None = None,
     card_data: MultiLabelModelCardData | None = None,
-    private: bool | None = None,
-    revision: str | None = None,
-    commit_message: str | None = None,
-    token: str | bool | None = None,
-    create_pr: bool = False,
     endpoint: str | None = None,
     extra_writers: list[ExtraWriter] | None = None,
 ) -> CommitInfo:
@@ -615,19 +805,25 @@ def push_to_hub(
 
     The files are saved into a temporary directory first; the model's own directory is never touched,
     whatever happens. The repo is created if needed (`create_repo(exist_ok=True)`), the branch too when
-    `revision` is given, then everything goes up with one `upload_folder` call.
+    `revision` is given, then everything goes up with one `upload_folder` call. The keywords from
+    `commit_message` to `tags` are those of transformers' `PushToHubMixin.push_to_hub`, with the same
+    meaning (after `import mlclf_hub`, `model.push_to_hub(...)` is this function).
 
     Args:
         model: The `MultiLabelModel` (also usable as `mlclf_hub.push_to_hub(model, ...)`).
         repo_id: `"namespace/name"` (or `"name"`, in the token owner's namespace).
+        commit_message: Default "Upload multi-label classifier with mlclf_hub".
+        commit_description: The commit's description (its message body).
+        private: Visibility of a newly created repo (an existing repo keeps its own).
+        token: Hub token; default: the usual places (`HF_TOKEN`, `hf auth login`).
+        revision: Branch to commit to (created from the default branch if missing).
+        create_pr: Open a pull request instead of committing to the branch.
+        max_shard_size: Largest weights file before `save_pretrained` shards them (`"5MB"`, an int of
+            bytes); default transformers' `"50GB"`.
+        tags: Tags added to the card's (which always holds `mlclf_hub`, `text-classification`, ...).
         tokenizer: Pushed with the model; default: loaded from `model.name_or_path` when it is a directory.
         card_data: The card's data; default: the one `train()` attached (`model.model_card_data`), else
             the README.md next to the model, else a card without metrics.
-        private: Visibility of a newly created repo (an existing repo keeps its own).
-        revision: Branch to commit to (created from the default branch if missing).
-        commit_message: Default "Upload multi-label classifier with mlclf_hub".
-        token: Hub token; default: the usual places (`HF_TOKEN`, `hf auth login`).
-        create_pr: Open a pull request instead of committing to the branch.
         endpoint: Hub URL; default `HF_ENDPOINT` (read when huggingface_hub is imported).
         extra_writers: More files to add, as for `saving.save_model`.
 
@@ -646,6 +842,8 @@ def push_to_hub(
         'https://huggingface.co/me/my-classifier/commit/...'
     """
     _check_repo_id(repo_id)
+    if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
+        raise TypeError(f"`tags` must be a list of strings, got {tags!r:.100}.")
     if tokenizer is None:
         tokenizer = _default_tokenizer(model)
     api = HfApi(endpoint=endpoint, token=token)
@@ -653,12 +851,12 @@ def push_to_hub(
         folder = Path(tmp) / "model"
         stage = "saving the model to a temporary directory"
         try:
-            writers = [*_card_writers(model, card_data, repo_id), *(extra_writers or [])]
-            save_model(model, folder, tokenizer, extra_writers=writers)
+            writers = [*_card_writers(model, card_data, repo_id, tags), *(extra_writers or [])]
+            _save_for_upload(model, folder, tokenizer, writers, max_shard_size)
             stage = "creating the repo"
             repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
             full_id = getattr(repo_url, "repo_id", None) or repo_id
-            if revision is not None:
+            if revision is not None and not revision.startswith("refs/pr"):  # as transformers does
                 stage = f"creating the branch {revision!r}"
                 api.create_branch(full_id, branch=revision, exist_ok=True)
             stage = "committing"
@@ -666,6 +864,7 @@ def push_to_hub(
                 repo_id=full_id,
                 folder_path=folder,
                 commit_message=commit_message or "Upload multi-label classifier with mlclf_hub",
+                commit_description=commit_description,
                 revision=revision,
                 create_pr=create_pr,
             )
@@ -680,6 +879,7 @@ __all__ = [
     "ModelCardCallback",
     "MultiLabelModelCardData",
     "card_writer",
+    "format_megabytes",
     "format_metric",
     "generate_model_card",
     "push_to_hub",

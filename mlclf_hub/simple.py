@@ -54,7 +54,7 @@ from .inference import predict_proba
 from .metrics import binarize, multilabel_metrics
 from .modeling_multilabel import MultiLabelModel, multilabel_loss
 from .saving import save_model as atomic_save
-from .thresholds import tune_thresholds
+from .thresholds import cross_fitted_metrics, min_cross_fit_rows, tune_thresholds
 from .trainer import HEAD_INITS, MultiLabelTrainingArguments, train
 
 logger = logging.get_logger(__name__)
@@ -889,6 +889,15 @@ def _label_kind(labels: Sequence[Sequence[Any]]) -> str | None:
     return "names" if isinstance(first[0], str) else "vector"
 
 
+def _heldout(
+    y_true: np.ndarray, probs: np.ndarray, labels: list[str], seed: int
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Cross-fitted metrics of the thresholds for the card, or None and the reason (too few rows)."""
+    if len(y_true) < min_cross_fit_rows():
+        return None, f"the validation split has {len(y_true)} rows, too few to cut in two halves"
+    return cross_fitted_metrics(y_true, probs, label_names=labels, seed=seed, per_label=True), None
+
+
 def _given_fields(args: Any, model_name: str) -> set[str]:
     """The args fields a user chose: in `args` (a dict's keys, an args object's non-defaults) or a saved `model_args.json`."""
     given: set[str] = set()
@@ -1013,7 +1022,9 @@ class MultiLabelClassificationModel:
             args.sliding_window_aggregation = config.window_aggregation
         if "stride" not in given and config.sliding_window and config.window_stride is not None:
             window = args.max_seq_length - self.tokenizer.num_special_tokens_to_add(pair=False)
-            args.stride = max(window - int(config.window_stride), 1)  # tokens a window moves on (>= 1: tokens)
+            args.stride = max(
+                window - int(config.window_stride), 1
+            )  # tokens a window moves on (>= 1: tokens)
 
     def _hub_kwargs(self) -> dict[str, Any]:
         keys = ("revision", "token", "cache_dir", "local_files_only", "subfolder")
@@ -1321,7 +1332,9 @@ class MultiLabelClassificationModel:
             **columns,
         )
         self.model, self._fresh = result.model, False
-        self.model.config.window_aggregation = a.sliding_window_aggregation  # train() saved length and windows
+        self.model.config.window_aggregation = (
+            a.sliding_window_aggregation
+        )  # train() saved length and windows
         self._card_data = result.card_data  # hub: the model card's data, written on every save
         self._set_label_args(space.names)
         if eval_rows is not None and a.tune_thresholds:
@@ -1356,8 +1369,9 @@ class MultiLabelClassificationModel:
                 per_label=True,
             )
             self._card_data.set_eval_metrics(
-                {**metrics, "eval_loss": self._loss(probs, y_true)}, tuned.thresholds
+                {**metrics, "eval_loss": self._loss(probs, y_true)}, tuned.thresholds, tuned=True
             )
+            self._card_data.set_heldout_metrics(*_heldout(y_true, probs, self.labels, seed))
 
     def _save_training(self, output_dir: str, progress: _Progress, verbose: bool) -> None:
         writers = [self.save_model_args, *self._card_writers()]

@@ -7,6 +7,10 @@ cross-validation over rows shows that the move helps on held-out rows, both for 
 micro-F1, and falls back to the global threshold when the moves together do not beat it.
 
 Predictions always follow `mlclf_hub.metrics.binarize` (`probs >= threshold`).
+
+Thresholds tuned on the validation rows and scored on them are optimistic (in-sample).
+`cross_fitted_metrics` gives the held-out figure: the rows are cut in two halves, thresholds are tuned on
+one half and applied to the other, both ways, and the two halves' predictions are scored together.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 import numpy as np
 from transformers.utils import logging
 
-from .metrics import _check_label_names, binarize, validate_multilabel_inputs
+from .metrics import _check_label_names, binarize, multilabel_metrics, validate_multilabel_inputs
 
 logger = logging.get_logger(__name__)
 
@@ -334,3 +338,116 @@ def tune_thresholds(
         moved=moved,
         scores=scores,
     )
+
+
+#: Metrics of `multilabel_metrics` that read the scores, not 0/1 predictions: no threshold is tuned for them.
+SCORE_METRICS = ("lrap", "roc_auc_macro")
+
+
+def min_cross_fit_rows(n_folds: int = 3) -> int:
+    """Fewest rows `cross_fitted_predictions` can cut: two halves of at least `n_folds` rows each.
+
+    Example:
+
+    >>> min_cross_fit_rows(), min_cross_fit_rows(n_folds=5)
+    (6, 10)
+    """
+    return 2 * _check_int("n_folds", n_folds, 2)
+
+
+def cross_fitted_predictions(
+    y_true: np.ndarray | Sequence[Any],
+    probs: np.ndarray | Sequence[Any],
+    label_names: Sequence[str] | None = None,
+    seed: int = 0,
+    **tune_kwargs: Any,
+) -> np.ndarray:
+    """0/1 predictions where each half of the rows is cut at thresholds tuned on the other half.
+
+    The rows are shuffled with `seed` and cut in two halves; `tune_thresholds` runs on each half (with
+    `tune_kwargs`, e.g. `min_positives`, `n_folds`, `seed`) and its thresholds `binarize` the other half.
+    Scoring the result against `y_true` gives held-out figures for the thresholds: no row is scored at
+    thresholds tuned on it.
+
+    Args:
+        y_true (`np.ndarray` or array-like): `(n_samples, n_labels)` multi-hot targets.
+        probs (`np.ndarray` or array-like): `(n_samples, n_labels)` probabilities in [0, 1].
+        label_names (sequence of `str`, *optional*): Passed to `tune_thresholds` (for its log line).
+        seed (`int`, defaults to 0): Seed of the shuffle that cuts the halves.
+        **tune_kwargs: More arguments of `tune_thresholds`.
+
+    Returns:
+        `np.ndarray`: `(n_samples, n_labels)` int64 0/1 predictions, in the rows' order.
+
+    Raises:
+        ValueError: On invalid arrays, or fewer rows than `min_cross_fit_rows(n_folds)` (each half must hold
+            at least `n_folds` rows for `tune_thresholds`).
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> y = (rng.random((200, 3)) < 0.3).astype(int)
+    >>> p = np.clip(0.6 * y + 0.4 * rng.random((200, 3)), 0, 1)
+    >>> cross_fitted_predictions(y, p).shape
+    (200, 3)
+    """
+    t, p = validate_multilabel_inputs(y_true, probs)
+    needed = min_cross_fit_rows(tune_kwargs.get("n_folds", 3))
+    if t.shape[0] < needed:
+        raise ValueError(
+            f"Cross-fitting needs at least {needed} rows (two halves of `n_folds` rows each), got {t.shape[0]}."
+        )
+    order = np.random.default_rng(seed).permutation(t.shape[0])
+    halves = (order[: len(order) // 2], order[len(order) // 2 :])
+    predictions = np.zeros_like(t)
+    for tune_on, score_on in (halves, halves[::-1]):
+        result = tune_thresholds(t[tune_on], p[tune_on], label_names=label_names, **tune_kwargs)
+        predictions[score_on] = binarize(p[score_on], result.thresholds)
+    return predictions
+
+
+def cross_fitted_metrics(
+    y_true: np.ndarray | Sequence[Any],
+    probs: np.ndarray | Sequence[Any],
+    label_names: Sequence[str] | None = None,
+    seed: int = 0,
+    per_label: bool = False,
+    **tune_kwargs: Any,
+) -> dict[str, Any]:
+    """`multilabel_metrics` of `cross_fitted_predictions`: the held-out figures of tuned thresholds.
+
+    Every threshold-dependent metric (precision, recall, F1, subset accuracy, Hamming loss, the per-label
+    table) is scored on the cross-fitted 0/1 predictions. `SCORE_METRICS` (LRAP, ROC AUC) read the scores,
+    which no threshold changes, so they are those of `probs` (on 0/1 predictions they would be meaningless).
+
+    Args:
+        y_true, probs, label_names, seed, **tune_kwargs: As for `cross_fitted_predictions`.
+        per_label (`bool`, defaults to `False`): Add the `per_label` table of `multilabel_metrics`.
+
+    Returns:
+        `dict[str, Any]`: The keys of `multilabel_metrics`.
+
+    Raises:
+        ValueError: As `cross_fitted_predictions`.
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> y = (rng.random((200, 3)) < 0.3).astype(int)
+    >>> p = np.clip(0.6 * y + 0.4 * rng.random((200, 3)), 0, 1)
+    >>> m = cross_fitted_metrics(y, p)
+    >>> 0.0 <= m["f1_micro"] <= 1.0, m["num_samples"]
+    (True, 200)
+    """
+    t, p = validate_multilabel_inputs(y_true, probs)
+    names = _check_label_names(label_names, t.shape[1]) if label_names is not None else None
+    predictions = cross_fitted_predictions(t, p, label_names=names, seed=seed, **tune_kwargs)
+    metrics = multilabel_metrics(
+        t, predictions.astype(np.float64), thresholds=0.5, label_names=names, per_label=per_label
+    )
+    on_scores = multilabel_metrics(t, p, label_names=names)
+    for key in SCORE_METRICS:
+        metrics.pop(key, None)
+        if key in on_scores:
+            metrics[key] = on_scores[key]
+    return metrics

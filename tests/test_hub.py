@@ -22,9 +22,11 @@ from mlclf_hub.hub import (
     CARD_METRICS,
     HubPushError,
     MultiLabelModelCardData,
+    format_megabytes,
     format_metric,
     generate_model_card,
 )
+from mlclf_hub.metrics import multilabel_metrics
 from tests.conftest import HUB_TEST_TOKEN
 from tests.tiny_models import tiny_model, tiny_tokenizer
 from tests.train_script import LABELS, keyword_rows, tiny_training_args, train_tiny
@@ -91,20 +93,23 @@ def test_card_parses_validates_and_holds_the_real_metrics(trained):
     assert data["widget"] and data["widget"][0]["text"]
     assert "model-index" in readme.read_text().split("---")[1]
 
-    metrics = trained.eval_metrics
+    metrics, heldout = trained.eval_metrics, trained.heldout_metrics
     results = {r.metric_name: r for r in card.data.eval_results}
+    assert len(results) == len(CARD_METRICS)
     for key, name, metric_type, _ in CARD_METRICS:
-        assert results[name].metric_type == metric_type
-        assert results[name].metric_value == round(metrics[key], 4)
-        assert results[name].task_type == "text-classification"
-        assert f"| {name} | {format_metric(metrics[key])} |" in card.text
-    assert f"| Validation loss | {format_metric(metrics['eval_loss'])} |" in card.text
+        # the model-index carries the held-out figures, named as such (LRAP and ROC AUC read no threshold)
+        index_name = name if key in ("lrap", "roc_auc_macro") else f"{name}, cross-fitted"
+        assert results[index_name].metric_type == metric_type
+        assert results[index_name].metric_value == round(heldout[key], 4)
+        assert results[index_name].task_type == "text-classification"
+        assert f"| {name} | {format_metric(heldout[key])} | {format_metric(metrics[key])} |" in card.text
+    loss = format_metric(metrics["eval_loss"])
+    assert f"| Validation loss | {loss} | {loss} |" in card.text
     thresholds = trained.model.config.thresholds
     for name, threshold in zip(LABELS, thresholds):
-        m = metrics["per_label"][name]
-        row = " | ".join(
-            format_metric(v) for v in (threshold, m["precision"], m["recall"], m["f1"], m["support"])
-        )
+        m, h = metrics["per_label"][name], heldout["per_label"][name]
+        values = (threshold, m["precision"], m["recall"], m["f1"], h["f1"], m["support"])
+        row = " | ".join(format_metric(v) for v in values)
         assert f"| `{name}` | {row} |" in card.text
         assert f"| `{name}` | {format_metric(threshold)} |" in card.text  # labels-and-thresholds table
     assert "- **Training rows:** 80" in card.text and "- **Validation rows:** 40" in card.text
@@ -138,7 +143,7 @@ model-index:
 
 # multi-label text classifier
 
-A multi-label text classifier trained with \[mlclf_hub\]\(https://github.com/mlclf-hub/mlclf_hub\): each of its
+A multi-label text classifier trained with the `mlclf_hub` library: each of its
 3 labels is an independent yes/no decision .*?
 
 ## Model description
@@ -158,6 +163,15 @@ A multi-label text classifier trained with \[mlclf_hub\]\(https://github.com/mlc
 \| Label \| Threshold \|
 \|:---\| ---: \|
 (\| `\w+` \| NUM \|\n){3}
+### Data stored with the weights
+
+Besides the network's weights, `model.safetensors` holds two tables fitted on the training rows after fine-tuning, published with the weights:
+
+- \*\*Nearest-neighbour memory\*\* \(`knn_keys`, `knn_values`\): 80 training-row vectors of 32 dimensions \(`float(16|32)`, [\d.]+ MB\), .*?
+- \*\*Lexical table\*\* \(`lexical_vocab`, `lexical_idf`, `lexical_coef`\): \d+ tokens × 3 labels \([\d.]+ MB\), .*?
+
+Both come from the training texts themselves: .*? call `model.clear_knn_memory\(\)` and `model.clear_lexical_model\(\)`, tune the thresholds again .*?
+
 ## How to use
 
 .*?AutoModelForMultiLabel.from_pretrained\("path/to/model"\).*?trust_remote_code=True\).*?"""
@@ -191,16 +205,22 @@ The evaluations in this log are the head's alone, at 0.5: the nearest-neighbour 
 
 ## Evaluation results
 
-Measured on the validation data of keyword topics, at the thresholds above.
+Measured on the 40 validation rows of keyword topics, at the thresholds above.
+The thresholds were tuned on these same rows, so two figures are given:
 
-\| Metric \| Value \|
-\|:---\| ---: \|
-(\| [\w ()]+ \| NUM \|\n){11}
+- \*\*Held out: thresholds tuned on one half, scored on the other \(cross-fitted\).\*\* .*? and the one in the `model-index`.
+- \*\*Tuned and scored on the validation rows \(in-sample\).\*\* .*?
+
+Label ranking average precision, ROC AUC and the loss read the scores, not the thresholds: the two columns agree on them.
+
+\| Metric \| Held out \(cross-fitted\) \| In-sample \(tuned\) \|
+\|:---\| ---: \| ---: \|
+(\| [\w ()]+ \| NUM \| NUM \|\n){11}
 ### Per label
 
-\| Label \| Threshold \| Precision \| Recall \| F1 \| Support \|
+\| Label \| Threshold \| Precision \| Recall \| F1 \| F1 held out \(cross-fitted\) \| Support \|
 .*?
-(\| `\w+` \| NUM \| NUM \| NUM \| NUM \| \d+ \|\n){3}
+(\| `\w+` \| NUM \| NUM \| NUM \| NUM \| NUM \| \d+ \|\n){3}
 ## Intended uses and limitations
 
 .*?
@@ -399,3 +419,257 @@ def test_simpletransformers_facade_writes_the_card_and_pushes(tmp_path, hub_serv
     assert set(files) >= MODEL_FILES | {"model_args.json"}
     assert b'from_pretrained("ns/facade")' in files["README.md"]
     assert hub_server.repos["ns/facade"].commits[info.oid].title == "facade"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Held-out figures (issue #17)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_train_reports_cross_fitted_metrics_next_to_the_in_sample_ones(trained):
+    from mlclf_hub.thresholds import cross_fitted_metrics
+
+    y_true = np.array([[int(label in labels) for label in LABELS] for _, labels in keyword_rows(40, seed=2)])
+    expected = cross_fitted_metrics(
+        y_true, trained.eval_probabilities, label_names=LABELS, per_label=True, min_positives=5, seed=0
+    )
+    assert trained.heldout_metrics == expected
+    assert trained.heldout_skipped is None
+    assert trained.heldout_metrics["num_samples"] == trained.eval_metrics["num_samples"] == 40
+    # the in-sample figures stay as they were: tuned and scored on all the validation rows
+    in_sample = multilabel_metrics(y_true, trained.eval_probabilities, trained.model.config.thresholds)
+    assert trained.eval_metrics["f1_micro"] == in_sample["f1_micro"]
+    assert trained.card_data.heldout_metrics["f1_micro"] == expected["f1_micro"]
+
+
+@pytest.mark.parametrize(
+    ("eval_rows", "reason"),
+    [(4, "the validation split has 4 rows, too few to cut in two halves of 3"), (2, "too few to tune")],
+)
+def test_a_validation_split_too_small_to_cut_gives_in_sample_figures_only(
+    tmp_path, caplog, eval_rows, reason
+):
+    args = tiny_training_args(str(tmp_path / "out"), num_train_epochs=1)
+    with caplog.at_level("WARNING", logger="mlclf_hub.trainer"):
+        result = train_tiny(keyword_rows(40, seed=1), keyword_rows(eval_rows, seed=2), args=args)
+    assert result.heldout_metrics is None
+    assert reason in result.heldout_skipped
+    assert reason in caplog.text
+    card = ModelCard.load(Path(result.output_dir) / "README.md")
+    names = {r.metric_name for r in card.data.eval_results}
+    if eval_rows == 4:  # thresholds tuned on the 4 rows: in-sample figures, named and explained as such
+        assert "F1 (micro), in-sample" in names
+        assert "tuned and scored on the validation rows (in-sample)" in card.text
+        assert f"There are no held-out figures ({result.heldout_skipped})" in card.text
+        assert "| Metric | In-sample (tuned) |" in card.text
+    else:  # too few to tune at all: the thresholds stay at 0.5
+        assert result.model.config.thresholds == [0.5] * len(LABELS)
+        assert "F1 (micro)" in names
+        assert "The thresholds were not tuned on these rows" in card.text
+    assert "cross-fitted" not in card.text
+
+
+def test_untuned_thresholds_are_not_called_in_sample(tmp_path):
+    args = tiny_training_args(str(tmp_path / "out"), num_train_epochs=1, tune_thresholds=False)
+    result = train_tiny(keyword_rows(40, seed=1), keyword_rows(20, seed=2), args=args)
+    assert result.heldout_metrics is None and "tune_thresholds=False" in result.heldout_skipped
+    text = (Path(result.output_dir) / "README.md").read_text()
+    assert "The thresholds were not tuned on these rows" in text
+    assert "| Metric | Value |" in text and "cross-fitted" not in text
+    assert "tuned and scored on the validation rows" not in text
+
+
+def test_card_without_tables_says_it_carries_only_weights():
+    card = generate_model_card(tiny_model(labels=LABELS))
+    assert "Nothing but the network's weights: no nearest-neighbour memory and no lexical table" in card.text
+    assert "clear_knn_memory" not in card.text
+
+
+def test_card_states_the_tables_it_carries(trained):
+    model = trained.model
+    text = (Path(trained.output_dir) / "README.md").read_text()
+    keys_mb = model.knn_keys.numel() * model.knn_keys.element_size() / 1e6
+    dtype = str(model.knn_keys.dtype).removeprefix("torch.")
+    assert (
+        f"{model.config.knn_memory_size} training-row vectors of 32 dimensions (`{dtype}`, "
+        f"{format_megabytes(keys_mb)} MB)" in text
+    )
+    tables = (model.lexical_vocab, model.lexical_idf, model.lexical_coef)
+    lexical_mb = format_megabytes(sum(t.numel() * t.element_size() for t in tables) / 1e6)
+    assert f"{model.config.lexical_vocab_size} tokens × 3 labels ({lexical_mb} MB)" in text
+    assert "a training text can be approximately recovered from its vector" in text
+    assert "`model.clear_knn_memory()` and `model.clear_lexical_model()`, tune the thresholds again" in text
+
+
+def test_every_link_of_the_card_points_to_the_hub():
+    data = MultiLabelModelCardData(base_model="ns/encoder", dataset_name="d", dataset_id="ns/data")
+    text = str(generate_model_card(tiny_model(labels=LABELS), data))
+    links = re.findall(r"https?://[^\s)\"'>]+", text)
+    assert sorted(links) == ["https://huggingface.co/datasets/ns/data", "https://huggingface.co/ns/encoder"]
+    assert "github.com" not in (Path(__file__).parents[1] / "model_card_template.md").read_text()
+    local = MultiLabelModelCardData(dataset_name="d", dataset_id="/data/train.jsonl")
+    card = generate_model_card(tiny_model(labels=LABELS), local)
+    assert "huggingface.co/datasets" not in card.text and "datasets" not in card.data.to_dict()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# No local path leaves the machine
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_save_pretrained_keeps_hub_ids_and_drops_local_paths(tmp_path):
+    model = tiny_model(labels=LABELS)
+    backbone = model.config.backbone_config
+    cases = (("ns/encoder", "ns/encoder"), ("bert-base-uncased", "bert-base-uncased"), (str(tmp_path), ""))
+    for name, saved in cases:
+        backbone._name_or_path = name
+        model.config._name_or_path = name
+        model.save_pretrained(tmp_path / "out")
+        config = json.loads((tmp_path / "out" / "config.json").read_text())
+        assert config["backbone_config"]["_name_or_path"] == saved
+        assert config.get("_name_or_path", "") in ("", saved)
+        assert backbone._name_or_path == name and model.config._name_or_path == name  # memory restored
+
+
+def test_no_local_path_is_uploaded(tmp_path, hub_env):
+    import tempfile
+
+    from transformers import AutoModel
+
+    from tests.tiny_models import tiny_backbone_config
+
+    encoder = tmp_path / "encoder"
+    torch.manual_seed(0)
+    AutoModel.from_config(tiny_backbone_config("bert")).save_pretrained(encoder)
+    tiny_tokenizer().save_pretrained(encoder)
+    tokenizer_config = json.loads((encoder / "tokenizer_config.json").read_text())
+    tokenizer_config["vocab_dir"] = str(encoder)  # an unknown key that transformers carries along
+    (encoder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    out = tmp_path / "out"
+    args = tiny_training_args(str(out), num_train_epochs=1, project=str(tmp_path / "runs"))
+    from mlclf_hub import train
+
+    result = train(str(encoder), keyword_rows(40, seed=1), keyword_rows(20, seed=2), labels=LABELS, args=args)
+    push_to_hub(result.model, "ns/private-paths", tokenizer=result.tokenizer, endpoint=hub_env.endpoint)
+
+    files = hub_env.files("ns/private-paths")
+    assert set(files) >= MODEL_FILES
+    places = [tmp_path, out, encoder, os.path.expanduser("~"), sys.prefix, tempfile.gettempdir()]
+    needles = [str(n) for n in places if len(str(n)) > 1]
+    for name, data in files.items():
+        for needle in needles:
+            assert needle.encode() not in data, (name, needle)
+    config = json.loads(files["config.json"])
+    assert config["backbone_config"]["_name_or_path"] == ""
+    assert config["thresholds"] == result.model.config.thresholds
+    assert "- project: `'<local path>'`" in files["README.md"].decode()
+    assert "vocab_dir" not in json.loads(files["tokenizer_config.json"])
+    assert result.model.config.backbone_config._name_or_path == str(encoder)  # the model in memory keeps it
+
+
+# --------------------------------------------------------------------------------------------------------------
+# push_to_hub takes transformers' keywords
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_push_to_hub_takes_every_keyword_of_transformers():
+    import inspect
+
+    from transformers.utils.hub import PushToHubMixin
+
+    from mlclf_hub.hub import push_to_hub as hub_push
+
+    ours = inspect.signature(hub_push).parameters
+    theirs = inspect.signature(PushToHubMixin.push_to_hub).parameters
+    for name, parameter in theirs.items():
+        if name == "self":
+            continue
+        assert name in ours, name
+        assert ours[name].default == parameter.default, name
+
+
+def test_transformers_keywords_reach_the_hub(trained, hub_server):
+    model = trained.model
+    info = model.push_to_hub(
+        "ns/keywords",
+        commit_message="first version",
+        commit_description="the long story",
+        private=True,
+        token="hf_keyword_token",
+        revision="dev",
+        max_shard_size="30KB",
+        tags=["debtags", "mlclf_hub"],
+        tokenizer=trained.tokenizer,
+        endpoint=hub_server.endpoint,
+    )
+    repo = hub_server.repos["ns/keywords"]
+    commit = repo.commits[info.oid]
+    assert (commit.title, commit.message) == ("first version", "the long story")
+    assert repo.private and hub_server.last_token == "hf_keyword_token"
+    assert info.oid == hub_server.head("ns/keywords", "dev")
+    assert set(hub_server.files("ns/keywords", "main")) == {".gitattributes"}
+    files = hub_server.files("ns/keywords", "dev")
+    shards = sorted(name for name in files if name.endswith(".safetensors"))
+    assert len(shards) > 1 and all(len(files[name]) <= 60_000 for name in shards), shards
+    assert "model.safetensors.index.json" in files
+    tags = ModelCard(files["README.md"].decode()).data.tags
+    assert tags.count("mlclf_hub") == 1 and tags[-1] == "debtags"
+    with pytest.raises(TypeError, match="`tags` must be a list of strings"):
+        model.push_to_hub("ns/keywords", tags="debtags", endpoint=hub_server.endpoint)
+
+
+def test_tags_reach_a_readme_taken_as_it_is(trained, hub_server):
+    model = AutoModelForMultiLabel.from_pretrained(trained.output_dir)  # no card data: its README.md goes
+    model.push_to_hub("ns/tagged", tags=["extra-tag"], endpoint=hub_server.endpoint, token="hf_x")
+    card = ModelCard(hub_server.files("ns/tagged")["README.md"].decode())
+    assert card.data.tags[-1] == "extra-tag"
+    local = ModelCard.load(Path(trained.output_dir) / "README.md")
+    assert card.text == local.text
+
+
+def test_create_pr_reaches_the_server(trained, hub_server, hub_fast_retry):
+    # tests/hub_server.py answers create_pr with 400 (it has no pull requests yet): the flag got there.
+    with pytest.raises(HubPushError, match="create_pr is not supported by the local test server"):
+        trained.model.push_to_hub(
+            "ns/pr", create_pr=True, tokenizer=trained.tokenizer, endpoint=hub_server.endpoint, token="hf_x"
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# train(push_to_hub=True)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_train_with_push_to_hub_pushes_once_with_our_card(tmp_path, hub_env):
+    args = tiny_training_args(
+        str(tmp_path / "out"),
+        num_train_epochs=2,
+        save_strategy="epoch",  # checkpoints, which Trainer itself would push
+        push_to_hub=True,
+        hub_model_id="ns/x",
+        hub_token="hf_train_token",
+        hub_private_repo=True,
+    )
+    result = train_tiny(keyword_rows(40, seed=1), keyword_rows(20, seed=2), args=args)
+    repo = hub_env.repos["ns/x"]
+    ours = [c for c in repo.commits.values() if c.title != "initial commit"]
+    assert len(ours) == 1 and result.hub_commit.oid == ours[0].oid == hub_env.head("ns/x")
+    assert repo.private and hub_env.last_token == "hf_train_token"
+    files = hub_env.files("ns/x")
+    assert set(files) >= MODEL_FILES
+    assert not any(name.startswith(("checkpoint-", "last-checkpoint")) for name in files)
+    card = files["README.md"].decode()
+    assert "trained with the `mlclf_hub` library" in card and "## Data stored with the weights" in card
+    assert 'from_pretrained("ns/x")' in card
+    local = (Path(result.output_dir) / "README.md").read_text()
+    assert card.split("## Evaluation results")[1] == local.split("## Evaluation results")[1]
+    assert json.loads(files["config.json"])["thresholds"] == result.model.config.thresholds
+    assert args.push_to_hub and not result.trainer.args.push_to_hub  # the caller's args are left as they were
+
+
+def test_train_pushes_to_the_output_dirs_name_by_default(tmp_path, hub_env):
+    args = tiny_training_args(str(tmp_path / "my-model"), num_train_epochs=1, push_to_hub=True)
+    result = train_tiny(keyword_rows(24, seed=1), args=args, save=False)
+    assert result.output_dir is None
+    assert "test-user/my-model" in hub_env.repos  # the server's user, as for create_repo("my-model")
+    assert set(hub_env.files("test-user/my-model")) >= MODEL_FILES

@@ -31,17 +31,21 @@ TEXTS = [
 ]
 
 
+#: Validation rows with long texts (windows matter) and short ones.
+VALIDATION = [
+    (f"{text} {TEXTS[i % len(TEXTS)]}", labels) for i, (text, labels) in enumerate(keyword_rows(40, 2))
+]
+
+
 def _train(tmp_path, **overrides):
+    """Train and save a tiny model at 24 tokens; the reloaded model, its tokenizer, directory and `TrainResult`."""
     args = tiny_training_args(
         str(tmp_path / "model"), max_length=TRAIN_LENGTH, num_train_epochs=2, **overrides
     )
-    train_tiny(keyword_rows(64, 1), keyword_rows(40, 2), args=args)
+    result = train_tiny(keyword_rows(64, 1), VALIDATION, args=args)
     directory = tmp_path / "model"
-    return (
-        AutoModelForMultiLabel.from_pretrained(directory),
-        AutoTokenizer.from_pretrained(directory),
-        directory,
-    )
+    model = AutoModelForMultiLabel.from_pretrained(directory)
+    return model, AutoTokenizer.from_pretrained(directory), directory, result
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +54,13 @@ def trained(tmp_path_factory):
 
 
 def test_the_training_length_is_saved(trained):
-    model, _, _ = trained
+    model, _, _, _ = trained
     assert model.config.max_length == TRAIN_LENGTH
     assert model.config.sliding_window is False
 
 
 def test_predict_proba_reads_the_training_length_by_default(trained):
-    model, tokenizer, _ = trained
+    model, tokenizer, _, _ = trained
     default = predict_proba(model, tokenizer, TEXTS)
     np.testing.assert_array_equal(default, predict_proba(model, tokenizer, TEXTS, max_length=TRAIN_LENGTH))
     longer = predict_proba(model, tokenizer, TEXTS, max_length=64)  # an explicit argument still wins
@@ -66,7 +70,7 @@ def test_predict_proba_reads_the_training_length_by_default(trained):
 
 
 def test_pipeline_reads_the_training_length_by_default(trained):
-    model, tokenizer, directory = trained
+    model, tokenizer, directory, _ = trained
     classify = pipeline("multi-label-classification", model=str(directory))
     expected = predict_proba(model, tokenizer, TEXTS, max_length=TRAIN_LENGTH)
     for got in (
@@ -83,7 +87,7 @@ def test_pipeline_reads_the_training_length_by_default(trained):
 
 
 def test_cli_predict_reads_the_training_length_by_default(trained, tmp_path, capsys):
-    model, tokenizer, directory = trained
+    model, tokenizer, directory, _ = trained
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
     assert main(["predict", "--model", str(directory), "--input", str(texts)]) == 0
@@ -97,7 +101,7 @@ def test_cli_predict_reads_the_training_length_by_default(trained, tmp_path, cap
 
 
 def test_facade_reads_the_training_length_by_default(trained):
-    model, tokenizer, directory = trained
+    model, tokenizer, directory, _ = trained
     facade = MultiLabelClassificationModel("auto", str(directory), use_cuda=False, args={"silent": True})
     assert facade.args.max_seq_length == TRAIN_LENGTH
     _, raw = facade.predict(TEXTS)
@@ -112,11 +116,17 @@ def test_facade_reads_the_training_length_by_default(trained):
 
 
 def test_a_model_trained_on_windows_is_read_through_windows(tmp_path):
-    model, tokenizer, _ = _train(tmp_path, sliding_window_stride=4)
+    model, tokenizer, _, result = _train(tmp_path, sliding_window_stride=4)
     assert (model.config.max_length, model.config.sliding_window, model.config.window_stride) == (24, True, 4)
     default = predict_proba(model, tokenizer, TEXTS)
     windows = predict_proba(model, tokenizer, TEXTS, max_length=24, sliding_window=True, stride=4)
     np.testing.assert_array_equal(default, windows)
+    # the thresholds were tuned on what prediction gives by default: the validation texts read through windows
+    validation_texts = [text for text, _ in VALIDATION]
+    tuned_on = result.eval_probabilities
+    np.testing.assert_allclose(tuned_on, predict_proba(model, tokenizer, validation_texts), atol=1e-6)
+    truncated_validation = predict_proba(model, tokenizer, validation_texts, sliding_window=False)
+    assert np.abs(tuned_on - truncated_validation).max() > 1e-4
     truncated = predict_proba(model, tokenizer, TEXTS, sliding_window=False)
     assert np.abs(truncated[:2] - default[:2]).max() > 1e-4
     facade = MultiLabelClassificationModel(

@@ -250,3 +250,70 @@ def test_logits_are_rejected() -> None:
         ValueError, match=r"probabilities in \[0, 1\], found -1\.\d+ at row 0, label 0; apply `sigmoid`"
     ):
         tune_global_threshold(y, p - 2.0)
+
+
+# Cross-fitted (held-out) figures of tuned thresholds
+
+
+def test_cross_fitted_predictions_cut_each_half_at_the_other_halfs_thresholds() -> None:
+    from mlclf_hub.thresholds import cross_fitted_predictions
+
+    y, p = _known_best(4, n=300)
+    predictions = cross_fitted_predictions(y, p, label_names=NAMES, seed=5, min_positives=3)
+    order = np.random.default_rng(5).permutation(300)
+    first, second = order[:150], order[150:]
+    for tune_on, score_on in ((first, second), (second, first)):
+        tuned = tune_thresholds(y[tune_on], p[tune_on], min_positives=3)
+        np.testing.assert_array_equal(predictions[score_on], binarize(p[score_on], tuned.thresholds))
+    assert predictions.dtype == np.int64 and predictions.shape == y.shape
+    # a row's own label never decides its threshold: flipping the labels of half `second` changes nothing there
+    flipped = y.copy()
+    flipped[second] = 1 - flipped[second]
+    again = cross_fitted_predictions(flipped, p, seed=5, min_positives=3)
+    np.testing.assert_array_equal(again[second], predictions[second])
+
+
+def test_cross_fitted_metrics_score_the_cross_fitted_predictions() -> None:
+    from sklearn.metrics import precision_score, recall_score
+
+    from mlclf_hub.metrics import multilabel_metrics
+    from mlclf_hub.thresholds import cross_fitted_metrics, cross_fitted_predictions
+
+    y, p = _trap(1, n=400)
+    metrics = cross_fitted_metrics(y, p, seed=3, per_label=True)
+    predictions = cross_fitted_predictions(y, p, seed=3)
+    assert metrics["f1_micro"] == pytest.approx(f1_score(y, predictions, average="micro", zero_division=0))
+    assert metrics["f1_macro"] == pytest.approx(f1_score(y, predictions, average="macro", zero_division=0))
+    assert metrics["precision_micro"] == pytest.approx(precision_score(y, predictions, average="micro"))
+    assert metrics["recall_macro"] == pytest.approx(recall_score(y, predictions, average="macro"))
+    assert set(metrics["per_label"]) == {str(j) for j in range(y.shape[1])}
+    on_scores = multilabel_metrics(y, p)
+    assert metrics["lrap"] == on_scores["lrap"] and metrics["roc_auc_macro"] == on_scores["roc_auc_macro"]
+
+
+@pytest.mark.parametrize(("rows", "n_folds"), [(5, 3), (3, 2)])
+def test_cross_fitting_needs_two_halves_tune_thresholds_can_run_on(rows: int, n_folds: int) -> None:
+    from mlclf_hub.thresholds import cross_fitted_predictions, min_cross_fit_rows
+
+    y, p = _trap(0, n=rows + 1)
+    assert min_cross_fit_rows(n_folds) == rows + 1
+    with pytest.raises(ValueError, match=rf"at least {rows + 1} rows .*, got {rows}\."):
+        cross_fitted_predictions(y[:rows], p[:rows], n_folds=n_folds)
+    assert cross_fitted_predictions(y, p, n_folds=n_folds).shape == y.shape
+
+
+def test_the_quality_benchmark_uses_the_librarys_cross_fitting() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    from mlclf_hub.thresholds import cross_fitted_predictions
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py"
+    spec = importlib.util.spec_from_file_location("quality_benchmark", path)
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+    y, p = _trap(2, n=300)
+    np.testing.assert_array_equal(
+        quality.cross_fitted(y, p, [str(j) for j in range(y.shape[1])], seed=4),
+        cross_fitted_predictions(y, p, seed=4),
+    )

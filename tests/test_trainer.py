@@ -321,3 +321,65 @@ def test_predict_keeps_row_order_with_length_grouped_training(tmp_path):
     result = train_tiny(rows, val, args=args, save=False)
     expected = predict_proba(result.model, tiny_tokenizer(), [text for text, _ in val])
     assert np.allclose(result.eval_probabilities, expected, atol=1e-5)
+
+
+def test_head_init_help_names_only_accepted_values(tmp_path):
+    import dataclasses
+    import re
+
+    fields = {f.name: f for f in dataclasses.fields(MultiLabelTrainingArguments)}
+    help_text = fields["head_init"].metadata["help"]
+    named = re.findall(r"'([^']+)'", help_text)
+    assert set(named) == {"linear_probe", "keep"}
+    for value in named:
+        assert tiny_args(tmp_path, head_init=value).head_init == value
+    with pytest.raises(ValueError, match="`head_init` must be one of"):
+        tiny_args(tmp_path, head_init="random")
+
+
+def test_greater_is_better_is_the_users_or_follows_the_metric(tmp_path):
+    from mlclf_hub.trainer import _prepare_eval_settings
+
+    early = {"eval_strategy": "epoch", "early_stopping_patience": 2}
+    args = tiny_args(tmp_path, metric_for_best_model="f1_micro", greater_is_better=False, **early)
+    _prepare_eval_settings(args, has_eval=True)
+    assert args.greater_is_better is False  # the user's choice, kept with early stopping on
+    args = tiny_args(tmp_path, metric_for_best_model="hamming_loss", greater_is_better=True, **early)
+    _prepare_eval_settings(args, has_eval=True)
+    assert args.greater_is_better is True
+    defaults = {"hamming_loss": False, "loss": False, "eval_loss": False, "f1_micro": True}
+    for metric, expected in defaults.items():
+        args = tiny_args(tmp_path, metric_for_best_model=metric, **early)
+        _prepare_eval_settings(args, has_eval=True)
+        assert args.greater_is_better is expected, metric
+
+
+def test_pos_weight_takes_a_list_cli_text_or_auto_and_refuses_bad_values(tmp_path):
+    from transformers import HfArgumentParser
+
+    assert tiny_args(tmp_path, pos_weight=[1.5, 2, 3]).pos_weight == [1.5, 2.0, 3.0]
+    assert tiny_args(tmp_path, pos_weight=(1, 2)).pos_weight == [1.0, 2.0]
+    assert tiny_args(tmp_path, pos_weight="auto").pos_weight == "auto"
+    assert tiny_args(tmp_path).pos_weight is None
+    parser = HfArgumentParser((MultiLabelTrainingArguments,))
+    for text, expected in [("1.5,2", [1.5, 2.0]), ("3", [3.0]), (" 1 , 2.5 ", [1.0, 2.5]), ("auto", "auto")]:
+        (parsed,) = parser.parse_args_into_dataclasses(
+            args=["--output_dir", str(tmp_path / "o"), "--pos_weight", text]
+        )
+        assert parsed.pos_weight == expected, text
+    bad = ["balanced", "1,,2", "1;2", "0,1", "1,-2", "nan", "1,inf", "", [], [1.0, 0.0], [1.0, float("nan")]]
+    bad += [[True, 1.0], ["1", "2"], 2.0]
+    for value in bad:
+        with pytest.raises(ValueError, match="`pos_weight` must be 'auto'"):
+            tiny_args(tmp_path, pos_weight=value)
+
+
+@pytest.mark.parametrize("weights", [[2.0], [2.0, 1.0]])
+def test_pos_weight_of_the_wrong_length_is_refused_before_training(weights, tmp_path):
+    """One weight was broadcast to every label, two failed at the first step after the linear probe."""
+    from tests.train_script import keyword_rows, tiny_training_args, train_tiny
+
+    args = tiny_training_args(str(tmp_path / "out"), pos_weight=weights)
+    with pytest.raises(ValueError, match=r"`pos_weight` needs one value per label \(3\), got"):
+        train_tiny(keyword_rows(16, 1), args=args)
+    assert not (tmp_path / "out").exists()
