@@ -13,6 +13,8 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 POOLING_MODES = ("cls", "mean", "max")
+WINDOW_AGGREGATIONS = ("max", "mean")
+KNN_KEY_DTYPES = ("float16", "float32")
 
 
 class MultiLabelConfig(PreTrainedConfig):
@@ -47,11 +49,27 @@ class MultiLabelConfig(PreTrainedConfig):
             Weight of the neighbours' label log-odds added to the head's logits (0 ignores the memory).
         knn_temperature (`float`, *optional*, defaults to 20.0):
             Softmax temperature over the neighbours' cosine similarities.
+        knn_key_dtype (`str`, *optional*, defaults to `"float32"`):
+            Dtype of the memory's stored vectors, `"float16"` or `"float32"`, so that a model is built with
+            buffers of the saved dtype. Set by `set_knn_memory` (which stores `"float16"` unless told
+            otherwise); configs saved before this field hold float32 vectors.
         lexical_vocab_size (`int`, *optional*, defaults to 0):
             Tokens in the model's lexical channel (a logistic regression on each text's TF-IDF bag of
             tokens, stored with the weights); 0 is no lexical channel. Set by `set_lexical_model`.
         lexical_weight (`float`, *optional*, defaults to 0.5):
             Weight of the lexical channel's scores added to the logits (0 ignores it).
+        max_length (`int`, *optional*):
+            Tokens per text (or window) the model was trained and tuned on. Prediction (`predict_proba`, the
+            pipeline, the CLI, the simpletransformers facade) uses it unless told otherwise, so thresholds, memory
+            and lexical channel are applied at the length they were fitted at. `None`: the tokenizer's limit,
+            capped at 512. Set by `train()`.
+        sliding_window (`bool`, *optional*, defaults to `False`):
+            Whether texts longer than `max_length` are read as overlapping windows by default (set by `train()`
+            when it trained on windows).
+        window_stride (`int`, *optional*):
+            Tokens shared by neighbouring windows (`None`: a quarter of `max_length`).
+        window_aggregation (`str`, *optional*, defaults to `"max"`):
+            How the windows' scores become the text's: `"max"` or `"mean"`.
 
     Raises:
         ValueError: when a field is out of range or inconsistent with the label count; the message
@@ -87,8 +105,13 @@ class MultiLabelConfig(PreTrainedConfig):
     knn_neighbors: int = 30
     knn_weight: float = 0.5
     knn_temperature: float = 20.0
+    knn_key_dtype: str = "float32"
     lexical_vocab_size: int = 0
     lexical_weight: float = 0.5
+    max_length: int | None = None
+    sliding_window: bool = False
+    window_stride: int | None = None
+    window_aggregation: str = "max"
     problem_type: str | None = "multi_label_classification"
 
     def __post_init__(self, **kwargs: Any) -> None:
@@ -148,10 +171,16 @@ class MultiLabelConfig(PreTrainedConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"MultiLabelConfig: `{name}` must be an int >= {minimum}, got {value!r}.")
+        if self.knn_key_dtype not in KNN_KEY_DTYPES:
+            raise ValueError(
+                f"MultiLabelConfig: `knn_key_dtype` must be one of {KNN_KEY_DTYPES}, "
+                f"got {self.knn_key_dtype!r}."
+            )
         for name in ("knn_weight", "knn_temperature", "lexical_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"MultiLabelConfig: `{name}` must be a number >= 0, got {value!r}.")
+        self._validate_preprocessing()
         if self.pos_weight is not None:
             self.pos_weight = [float(w) for w in self.pos_weight]
             if len(self.pos_weight) != self.num_labels:
@@ -162,6 +191,23 @@ class MultiLabelConfig(PreTrainedConfig):
             bad = [w for w in self.pos_weight if math.isnan(w) or w <= 0]
             if bad:
                 raise ValueError(f"MultiLabelConfig: `pos_weight` values must be > 0, got {bad[0]!r}.")
+
+    def _validate_preprocessing(self) -> None:
+        for name, minimum in (("max_length", 3), ("window_stride", 0)):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+                raise ValueError(f"MultiLabelConfig: `{name}` must be an int >= {minimum} or None, got {value!r}.")
+        if not isinstance(self.sliding_window, bool):
+            raise ValueError(f"MultiLabelConfig: `sliding_window` must be a bool, got {self.sliding_window!r}.")
+        if self.window_aggregation not in WINDOW_AGGREGATIONS:
+            raise ValueError(
+                f"MultiLabelConfig: `window_aggregation` must be one of {WINDOW_AGGREGATIONS}, "
+                f"got {self.window_aggregation!r}."
+            )
+        if self.window_stride is not None and self.max_length is not None and self.window_stride >= self.max_length:
+            raise ValueError(
+                f"MultiLabelConfig: `window_stride` ({self.window_stride}) must be under `max_length` ({self.max_length})."
+            )
 
     @property
     def labels(self) -> list[str]:

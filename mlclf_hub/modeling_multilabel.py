@@ -9,6 +9,7 @@ This file is uploaded to the Hub next to the weights (remote code), so it import
 from __future__ import annotations
 
 import inspect
+import os
 
 import torch
 from torch import nn
@@ -17,7 +18,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from .configuration_multilabel import MultiLabelConfig
+from .configuration_multilabel import KNN_KEY_DTYPES, MultiLabelConfig
 
 
 def pool_hidden_states(hidden: torch.Tensor, attention_mask: torch.Tensor | None, mode: str) -> torch.Tensor:
@@ -42,13 +43,23 @@ def pool_hidden_states(hidden: torch.Tensor, attention_mask: torch.Tensor | None
     raise ValueError(f"pooling must be one of 'cls', 'mean', 'max', got {mode!r}.")
 
 
+KNN_CHUNK_ROWS = 8192
+
+
 def knn_label_logits(
-    pooled: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, neighbors: int, temperature: float
+    pooled: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    neighbors: int,
+    temperature: float,
+    chunk_rows: int = KNN_CHUNK_ROWS,
 ) -> torch.Tensor:
     """Label log-odds from the `neighbors` memory rows most cosine-similar to each pooled vector.
 
     Each neighbour votes with its multi-hot labels, weighted by `softmax(temperature * similarity)`;
-    the vote `v` in [0, 1] becomes `log((v + 1e-3) / (1 - v + 1e-3))`.
+    the vote `v` in [0, 1] becomes `log((v + 1e-3) / (1 - v + 1e-3))`. `keys` are unit vectors in any
+    float dtype (float16 as `set_knn_memory` stores them); the similarities are computed in float32,
+    `chunk_rows` keys at a time, so no float32 copy of the whole memory is made, on CPU or GPU.
 
     Example:
         >>> keys = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
@@ -56,8 +67,18 @@ def knn_label_logits(
         >>> knn_label_logits(torch.tensor([[2.0, 0.1]]), keys, values, 1, 20.0).round(decimals=2)
         tensor([[ 6.9100, -6.9100]])
     """
-    similarity = F.normalize(pooled.float(), dim=-1) @ keys.float().T
-    top, index = similarity.topk(min(neighbors, keys.shape[0]), dim=-1)
+    query = F.normalize(pooled.float(), dim=-1)
+    k = min(neighbors, keys.shape[0])
+    top = index = None
+    for start in range(0, max(keys.shape[0], 1), chunk_rows):  # one empty chunk for an empty memory
+        similarity = query @ keys[start : start + chunk_rows].float().T
+        chunk_top, chunk_index = similarity.topk(min(k, similarity.shape[1]), dim=-1)
+        if top is None:
+            top, index = chunk_top, chunk_index
+            continue
+        candidates = torch.cat([top, chunk_top], dim=-1)
+        top, pick = candidates.topk(min(k, candidates.shape[-1]), dim=-1)
+        index = torch.cat([index, chunk_index + start], dim=-1).gather(-1, pick)
     weights = torch.softmax(temperature * top, dim=-1)
     votes = torch.einsum("bk,bkl->bl", weights, values[index].to(weights.dtype))
     return torch.log((votes + 1e-3) / (1 - votes + 1e-3))
@@ -140,6 +161,24 @@ def multilabel_loss(
     return loss.mean()
 
 
+def _hub_id_or_empty(name: str | None) -> str:
+    """`name` when it reads as a Hub repo id (`name` or `namespace/name`), `""` when it is a local path.
+
+    Example:
+        >>> _hub_id_or_empty("sentence-transformers/all-MiniLM-L6-v2"), _hub_id_or_empty("/home/me/encoder")
+        ('sentence-transformers/all-MiniLM-L6-v2', '')
+    """
+    name = str(name or "")
+    local = (
+        os.path.isabs(name)
+        or name.startswith((".", "~"))
+        or "\\" in name
+        or name.count("/") > 1
+        or os.path.exists(name)
+    )
+    return "" if local else name
+
+
 class MultiLabelModel(PreTrainedModel):
     """Encoder + pooling + dropout + linear head with one sigmoid output per label.
 
@@ -182,8 +221,9 @@ class MultiLabelModel(PreTrainedModel):
         self.dropout = nn.Dropout(float(dropout) if isinstance(dropout, (int, float)) else 0.1)
         self.classifier = nn.Linear(backbone_config.hidden_size, config.num_labels)
         rows, vocab = config.knn_memory_size, config.lexical_vocab_size
+        key_dtype = getattr(torch, config.knn_key_dtype)  # the saved keys' dtype: they load unchanged
         self._set_tables(
-            knn_keys=torch.zeros(rows, backbone_config.hidden_size),
+            knn_keys=torch.zeros(rows, backbone_config.hidden_size, dtype=key_dtype),
             knn_values=torch.zeros(rows, config.num_labels, dtype=torch.bool),
             lexical_vocab=torch.zeros(vocab, dtype=torch.long),
             lexical_idf=torch.zeros(vocab),
@@ -199,11 +239,27 @@ class MultiLabelModel(PreTrainedModel):
             init.zeros_(module.bias)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """`PreTrainedModel.save_pretrained`, with `AutoModel` added to the saved `auto_map`."""
+        """`PreTrainedModel.save_pretrained`, with `AutoModel` added to the saved `auto_map`.
+
+        The saved `config.json` keeps a Hub repo id in `name_or_path` (the model's, and the encoder's
+        `backbone_config._name_or_path`) but not a local path (a home, virtualenv or temporary directory):
+        it is saved as `""`. The config in memory keeps its values.
+
+        Example:
+            >>> model.save_pretrained("my-model")  # doctest: +SKIP
+        """
         auto_map = dict(getattr(self.config, "auto_map", None) or {})
         auto_map.setdefault("AutoModel", f"{type(self).__module__.rsplit('.', 1)[-1]}.{type(self).__name__}")
         self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        configs = [c for c in (self.config, getattr(self.config, "backbone_config", None)) if c is not None]
+        names = [c.name_or_path for c in configs]
+        try:
+            for config, name in zip(configs, names):
+                config.name_or_path = _hub_id_or_empty(name)
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            for config, name in zip(configs, names):
+                config.name_or_path = name
 
     def _set_tables(self, **tables: torch.Tensor) -> None:
         """Register the memory's and the lexical channel's tables as buffers, saved only when they have rows.
@@ -215,12 +271,19 @@ class MultiLabelModel(PreTrainedModel):
             self.register_buffer(name, table, persistent=table.shape[0] > 0)
 
     @torch.no_grad()
-    def set_knn_memory(self, vectors: torch.Tensor, labels: torch.Tensor) -> None:
+    def set_knn_memory(self, vectors: torch.Tensor, labels: torch.Tensor, key_dtype: str = "float16") -> None:
         """Store pooled vectors `(rows, hidden)` and their multi-hot labels `(rows, num_labels)` as the memory.
+
+        The vectors are L2-normalised and stored as `key_dtype` (`"float16"`, half the bytes of
+        `"float32"` at no measured cost in F1; see `benchmarks/README.md`), the labels as bools.
 
         Example:
             >>> model.set_knn_memory(torch.randn(100, 384), torch.zeros(100, 5))  # doctest: +SKIP
+            >>> model.knn_keys.dtype, model.config.knn_key_dtype  # doctest: +SKIP
+            (torch.float16, 'float16')
         """
+        if key_dtype not in KNN_KEY_DTYPES:
+            raise ValueError(f"knn memory: `key_dtype` must be one of {KNN_KEY_DTYPES}, got {key_dtype!r}.")
         hidden = self.classifier.in_features
         if (
             vectors.ndim != 2
@@ -232,14 +295,20 @@ class MultiLabelModel(PreTrainedModel):
                 f"got {tuple(vectors.shape)} and {tuple(labels.shape)}."
             )
         device = self.classifier.weight.device
-        keys = F.normalize(vectors.float(), dim=-1).to(device)
+        keys = F.normalize(vectors.float(), dim=-1).to(device=device, dtype=getattr(torch, key_dtype))
         self._set_tables(knn_keys=keys, knn_values=(labels > 0.5).to(device))
         self.config.knn_memory_size = int(keys.shape[0])
+        self.config.knn_key_dtype = key_dtype
 
     def clear_knn_memory(self) -> None:
-        """Drop the memory: the logits are the head's alone."""
+        """Drop the memory: the logits are the head's (and the lexical channel's), and nothing of it is saved.
+
+        A model published without its memory needs thresholds tuned without it (README, "Publishing
+        without the memory").
+        """
         hidden = self.classifier.in_features
-        self.set_knn_memory(torch.zeros(0, hidden), torch.zeros(0, self.config.num_labels))
+        empty = torch.zeros(0, hidden), torch.zeros(0, self.config.num_labels)
+        self.set_knn_memory(*empty, key_dtype=self.config.knn_key_dtype)
 
     @torch.no_grad()
     def set_lexical_model(self, vocab: torch.Tensor, idf: torch.Tensor, coef: torch.Tensor) -> None:

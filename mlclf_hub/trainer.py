@@ -806,13 +806,12 @@ def train(
             show_progress=not args.disable_tqdm,
         )
     if args.knn_neighbors > 0 and args.knn_max_rows > 0:
-        if len(memory_set) > args.knn_max_rows:
-            logger.info(f"The memory keeps {args.knn_max_rows} of the {len(memory_set)} training rows.")
-            memory_set = memory_set.shuffle(seed=args.seed).select(range(args.knn_max_rows))
         build_knn_memory(
             trainer.model,
             memory_set,
             collator,
+            max_rows=args.knn_max_rows,
+            seed=args.seed,
             neighbors=args.knn_neighbors,
             weight=args.knn_weight,
             temperature=args.knn_temperature,
