@@ -147,7 +147,9 @@ def _load_checked(
         # A `*ForSequenceClassification` checkpoint's own `classifier` (another label count) is not ours.
         kwargs.setdefault("ignore_mismatched_sizes", True)
     model, info = MultiLabelModel.from_pretrained(source, config=config, output_loading_info=True, **kwargs)
-    mismatched = {str(item[0] if isinstance(item, tuple) else item) for item in info.get("mismatched_keys", ())}
+    mismatched = {
+        str(item[0] if isinstance(item, tuple) else item) for item in info.get("mismatched_keys", ())
+    }
     missing = sorted(
         key
         for key in {*info.get("missing_keys", ()), *mismatched}

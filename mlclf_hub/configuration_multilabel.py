@@ -195,16 +195,26 @@ class MultiLabelConfig(PreTrainedConfig):
     def _validate_preprocessing(self) -> None:
         for name, minimum in (("max_length", 3), ("window_stride", 0)):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
-                raise ValueError(f"MultiLabelConfig: `{name}` must be an int >= {minimum} or None, got {value!r}.")
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < minimum
+            ):
+                raise ValueError(
+                    f"MultiLabelConfig: `{name}` must be an int >= {minimum} or None, got {value!r}."
+                )
         if not isinstance(self.sliding_window, bool):
-            raise ValueError(f"MultiLabelConfig: `sliding_window` must be a bool, got {self.sliding_window!r}.")
+            raise ValueError(
+                f"MultiLabelConfig: `sliding_window` must be a bool, got {self.sliding_window!r}."
+            )
         if self.window_aggregation not in WINDOW_AGGREGATIONS:
             raise ValueError(
                 f"MultiLabelConfig: `window_aggregation` must be one of {WINDOW_AGGREGATIONS}, "
                 f"got {self.window_aggregation!r}."
             )
-        if self.window_stride is not None and self.max_length is not None and self.window_stride >= self.max_length:
+        if (
+            self.window_stride is not None
+            and self.max_length is not None
+            and self.window_stride >= self.max_length
+        ):
             raise ValueError(
                 f"MultiLabelConfig: `window_stride` ({self.window_stride}) must be under `max_length` ({self.max_length})."
             )
