@@ -13,7 +13,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PreTrainedConfig
 from transformers.core_model_loading import WeightRenaming
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
@@ -115,14 +114,6 @@ def encoder_key_mapping(encoder_config: PreTrainedConfig) -> dict[str, str]:
     return {rf"^{re.escape(prefix)}\.": f"{MultiLabelModel.base_model_prefix}."}
 
 
-def _reset_head(model: MultiLabelModel) -> None:
-    """A new, randomly initialised head (as `_init_weights` makes it), replacing one a checkpoint brought along."""
-    std = getattr(model.config.backbone_config, "initializer_range", None) or 0.02
-    with torch.no_grad():
-        model.classifier.weight.normal_(mean=0.0, std=std)
-        model.classifier.bias.zero_()
-
-
 def _forget_key_mapping(model: MultiLabelModel, key_mapping: dict[str, str] | None) -> None:
     """Save in our own layout (`backbone.`), not the checkpoint's.
 
@@ -156,7 +147,7 @@ def _load_checked(
         if not OPTIONAL_BACKBONE_KEYS.match(key) and not (new_head and key.startswith("classifier."))
     )
     if new_head and "classifier.weight" not in info.get("missing_keys", ()):
-        _reset_head(model)
+        model.reset_head()  # a classification checkpoint's own head, same label count: not ours
     _forget_key_mapping(model, kwargs.get("key_mapping"))
     if missing:
         what = "the encoder checkpoint" if new_head else "the saved multi-label model"

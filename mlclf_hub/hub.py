@@ -44,7 +44,9 @@ from huggingface_hub.utils import yaml_dump
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from transformers.utils import logging
 
+from .modeling_multilabel import is_local_path
 from .saving import ExtraWriter
+from .thresholds import SCORE_METRICS
 
 logger = logging.get_logger(__name__)
 
@@ -117,8 +119,6 @@ IGNORED_HYPERPARAMETERS = frozenset(
     }
 )
 DIGITS = 4
-#: Metrics that read the scores, not the thresholds (the same in both kinds of figures).
-SCORE_METRIC_KEYS = frozenset({"lrap", "roc_auc_macro"})
 #: How a hyperparameter that holds a local path appears in the card.
 LOCAL_PATH = "<local path>"
 #: Saved tokenizer files whose string values are checked for local paths before an upload.
@@ -185,25 +185,13 @@ def _is_hub_id(name: str | None) -> bool:
     return len(parts) == 2 and all(parts)
 
 
-def _is_local_path(value: Any) -> bool:
-    """A string naming a file or directory of this machine: absolute, `~...`, or an existing relative path.
-
-    Example:
-        >>> _is_local_path("/home/me/out"), _is_local_path("~/data"), _is_local_path("linear")
-        (True, True, False)
-    """
-    if not isinstance(value, str) or not value or "://" in value:
-        return False
-    return os.path.isabs(value) or value.startswith("~") or (os.sep in value and os.path.exists(value))
-
-
 def _without_local_paths(value: Any) -> Any:
     """`value` with every string that is a local path (in lists and dicts too) replaced by `LOCAL_PATH`."""
     if isinstance(value, dict):
         return {key: _without_local_paths(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(_without_local_paths(item) for item in value)
-    return LOCAL_PATH if _is_local_path(value) else value
+    return LOCAL_PATH if is_local_path(value) else value
 
 
 def _megabytes(tensors: list[Any]) -> float:
@@ -447,7 +435,7 @@ class MultiLabelModelCardData(ModelCardData):
                     dataset_name=self.dataset_name or "validation data",
                     dataset_split="validation",
                     metric_type=metric_type,
-                    metric_name=name if kind is None or key in SCORE_METRIC_KEYS else f"{name}, {kind}",
+                    metric_name=name if kind is None or key in SCORE_METRICS else f"{name}, {kind}",
                     metric_value=round(float(metrics[key]), DIGITS),
                     metric_args=metric_args,
                 )
@@ -759,7 +747,7 @@ def _drop_local_paths(directory: Path) -> None:
         values = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(values, dict):
             continue
-        local = sorted(key for key, value in values.items() if _is_local_path(value))
+        local = sorted(key for key, value in values.items() if is_local_path(value))
         if local:
             logger.warning(f"push_to_hub: not uploading the local paths in {name} (keys {local}).")
             kept = {key: value for key, value in values.items() if key not in local}
@@ -782,6 +770,29 @@ def _save_for_upload(
         _drop_local_paths(folder)
     for write in writers:
         write(folder)
+
+
+def create_hub_repo(
+    repo_id: str, *, token: str | bool | None = None, private: bool | None = None, endpoint: str | None = None
+) -> str:
+    """Create the repo if needed (`exist_ok`) and return its full id; `train()` calls it before training.
+
+    A wrong id, a bad token or an unreachable Hub then fails at once, not after the training run.
+
+    Raises:
+        ValueError: A malformed `repo_id`.
+        HubPushError: The Hub refused or could not be reached (stage "creating the repo").
+
+    Example:
+        >>> create_hub_repo("me/my-classifier")  # doctest: +SKIP
+        'me/my-classifier'
+    """
+    _check_repo_id(repo_id)
+    try:
+        url = HfApi(endpoint=endpoint, token=token).create_repo(repo_id, private=private, exist_ok=True)
+    except Exception as error:
+        raise HubPushError(repo_id, "creating the repo", error) from error
+    return getattr(url, "repo_id", None) or repo_id
 
 
 def push_to_hub(
@@ -879,6 +890,7 @@ __all__ = [
     "ModelCardCallback",
     "MultiLabelModelCardData",
     "card_writer",
+    "create_hub_repo",
     "format_megabytes",
     "format_metric",
     "generate_model_card",

@@ -18,6 +18,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging
 
 from .metrics import binarize, sigmoid
+from .modeling_multilabel import multilabel_loss
 
 logger = logging.get_logger(__name__)
 
@@ -89,8 +90,15 @@ def resolve_preprocessing(
     saved_windows = bool(getattr(config, "sliding_window", False))
     if sliding_window is None:
         sliding_window = saved_windows
-    if stride is None and sliding_window and saved_windows:
-        stride = getattr(config, "window_stride", None)
+    if (
+        stride is None
+        and sliding_window
+        and saved_windows
+        and max_length == getattr(config, "max_length", None)
+    ):
+        stride = getattr(
+            config, "window_stride", None
+        )  # the saved overlap belongs to the saved window length
     if aggregate is None:
         aggregate = getattr(config, "window_aggregation", None) or "max"
     if aggregate not in ("max", "mean"):
@@ -197,7 +205,9 @@ def predict_proba(
         model: A `MultiLabelModel` (or any model whose output has multi-label `logits`).
         tokenizer: Its tokenizer.
         texts: The texts; row order is kept whatever the batching order.
-        text_pairs: Second texts, one per text, for pair inputs (token type ids kept).
+        text_pairs: Second texts, one per text, for pair inputs (token type ids kept). Pairs are truncated,
+            never windowed: a model saved with `sliding_window` reads pairs truncated by default, and an
+            explicit `sliding_window=True` with pairs is a `ValueError`.
         batch_size: Texts (or windows) per forward pass.
         max_length: Token budget per text (or window); default: the length the model was trained at
             (`config.max_length`), else the tokenizer's `model_max_length` capped at 512.
@@ -254,6 +264,23 @@ def predict_proba(
     return aggregate_windows(sigmoid(logits.astype(np.float64)), owner, len(texts), plan.aggregate)
 
 
+def probability_loss(probs: np.ndarray, y_true: np.ndarray, config: object) -> float:
+    """The model's loss (`multilabel_loss`: BCE, `pos_weight`, focal) of probabilities, such as aggregated windows'.
+
+    Example:
+        >>> probability_loss(np.full((1, 2), 0.5), np.array([[1, 0]]), model.config)  # doctest: +SKIP
+        0.6931...
+    """
+    clipped = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
+    logits = torch.tensor(np.log(clipped / (1 - clipped)))
+    pos_weight = getattr(config, "pos_weight", None)
+    pos_weight = torch.tensor(pos_weight, dtype=torch.float64) if pos_weight else None
+    targets = torch.tensor(np.asarray(y_true), dtype=torch.float64)
+    return float(
+        multilabel_loss(logits, targets, pos_weight, float(getattr(config, "focal_gamma", 0.0) or 0.0))
+    )
+
+
 def predict(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -279,6 +306,7 @@ __all__ = [
     "aggregate_windows",
     "predict",
     "predict_proba",
+    "probability_loss",
     "resolve_preprocessing",
     "tokenize_windows",
 ]

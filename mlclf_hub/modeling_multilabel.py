@@ -161,22 +161,34 @@ def multilabel_loss(
     return loss.mean()
 
 
-def _hub_id_or_empty(name: str | None) -> str:
-    """`name` when it reads as a Hub repo id (`name` or `namespace/name`), `""` when it is a local path.
+def is_local_path(name: object) -> bool:
+    """True for a string naming a place on this machine: absolute, `~`/`.`-relative, Windows-style, more than one
+    `/` (a Hub id has at most one), or an existing file or directory. URLs and plain words are not.
 
     Example:
-        >>> _hub_id_or_empty("sentence-transformers/all-MiniLM-L6-v2"), _hub_id_or_empty("/home/me/encoder")
-        ('sentence-transformers/all-MiniLM-L6-v2', '')
+        >>> is_local_path("/home/me/encoder"), is_local_path("~/data"), is_local_path("org/model"), is_local_path("linear")
+        (True, True, False, False)
     """
-    name = str(name or "")
-    local = (
+    if not isinstance(name, str) or not name or "://" in name:
+        return False
+    return (
         os.path.isabs(name)
         or name.startswith((".", "~"))
         or "\\" in name
         or name.count("/") > 1
         or os.path.exists(name)
     )
-    return "" if local else name
+
+
+def _hub_id_or_empty(name: str | None) -> str:
+    """`name` when it may be a Hub repo id (`name` or `namespace/name`), `""` when it is a local path (or a URL).
+
+    Example:
+        >>> _hub_id_or_empty("sentence-transformers/all-MiniLM-L6-v2"), _hub_id_or_empty("/home/me/encoder")
+        ('sentence-transformers/all-MiniLM-L6-v2', '')
+    """
+    name = str(name or "")
+    return "" if is_local_path(name) or "://" in name else name
 
 
 class MultiLabelModel(PreTrainedModel):
@@ -237,6 +249,17 @@ class MultiLabelModel(PreTrainedModel):
             std = getattr(self.config.backbone_config, "initializer_range", None) or 0.02
             init.normal_(module.weight, mean=0.0, std=std)
             init.zeros_(module.bias)
+
+    def reset_head(self) -> None:
+        """A new random head, as `__init__` makes it, even where `from_pretrained` loaded one.
+
+        Example:
+            >>> model.reset_head()  # doctest: +SKIP
+        """
+        for parameter in self.classifier.parameters():
+            parameter._is_hf_initialized = False  # transformers' init functions skip flagged (loaded) tensors
+        with torch.no_grad():
+            self._init_weights(self.classifier)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, with `AutoModel` added to the saved `auto_map`.
@@ -406,6 +429,7 @@ class MultiLabelModel(PreTrainedModel):
 
 __all__ = [
     "MultiLabelModel",
+    "is_local_path",
     "knn_label_logits",
     "lexical_features",
     "lexical_token_weights",

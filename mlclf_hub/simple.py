@@ -50,11 +50,11 @@ from .configuration_multilabel import MultiLabelConfig
 from .data import LabelSpace, to_rows
 from .hub import card_writer
 from .hub import push_to_hub as hub_push_to_hub
-from .inference import predict_proba
+from .inference import predict_proba, probability_loss
 from .metrics import binarize, multilabel_metrics
-from .modeling_multilabel import MultiLabelModel, multilabel_loss
+from .modeling_multilabel import MultiLabelModel
 from .saving import save_model as atomic_save
-from .thresholds import cross_fitted_metrics, min_cross_fit_rows, tune_thresholds
+from .thresholds import heldout_metrics, tune_thresholds
 from .trainer import HEAD_INITS, MultiLabelTrainingArguments, train
 
 logger = logging.get_logger(__name__)
@@ -889,17 +889,12 @@ def _label_kind(labels: Sequence[Sequence[Any]]) -> str | None:
     return "names" if isinstance(first[0], str) else "vector"
 
 
-def _heldout(
-    y_true: np.ndarray, probs: np.ndarray, labels: list[str], seed: int
-) -> tuple[dict[str, Any] | None, str | None]:
-    """Cross-fitted metrics of the thresholds for the card, or None and the reason (too few rows)."""
-    if len(y_true) < min_cross_fit_rows():
-        return None, f"the validation split has {len(y_true)} rows, too few to cut in two halves"
-    return cross_fitted_metrics(y_true, probs, label_names=labels, seed=seed, per_label=True), None
-
-
 def _given_fields(args: Any, model_name: str) -> set[str]:
-    """The args fields a user chose: in `args` (a dict's keys, an args object's non-defaults) or a saved `model_args.json`."""
+    """The args fields a user chose: in `args` (a dict's keys, an args object's non-defaults) or a saved `model_args.json`.
+
+    An args object cannot tell a field set to its default from one left alone: such a field counts as not
+    chosen, so a trained model's saved contract fills it (pass a dict to insist on a default value).
+    """
     given: set[str] = set()
     saved = os.path.join(model_name, ARGS_FILE)
     if os.path.isfile(saved):
@@ -1369,9 +1364,13 @@ class MultiLabelClassificationModel:
                 per_label=True,
             )
             self._card_data.set_eval_metrics(
-                {**metrics, "eval_loss": self._loss(probs, y_true)}, tuned.thresholds, tuned=True
+                {**metrics, "eval_loss": probability_loss(probs, y_true, self.model.config)},
+                tuned.thresholds,
+                tuned=True,
             )
-            self._card_data.set_heldout_metrics(*_heldout(y_true, probs, self.labels, seed))
+            self._card_data.set_heldout_metrics(
+                *heldout_metrics(y_true, probs, label_names=self.labels, seed=seed, per_label=True)
+            )
 
     def _save_training(self, output_dir: str, progress: _Progress, verbose: bool) -> None:
         writers = [self.save_model_args, *self._card_writers()]
@@ -1447,7 +1446,7 @@ class MultiLabelClassificationModel:
         result: dict[str, Any] = {"LRAP": metrics.pop("lrap")}
         for name, fn in metric_fns.items():
             result[name] = fn(y_true, probs if name.startswith("prob_") else preds)
-        result["eval_loss"] = self._loss(probs, y_true)
+        result["eval_loss"] = probability_loss(probs, y_true, self.model.config)
         result.update(metrics)
         by_name = _label_kind(labels) == "names"
         wrong = [
@@ -1464,16 +1463,6 @@ class MultiLabelClassificationModel:
         if verbose:
             logger.info(self.results)
         return result, probs, wrong
-
-    def _loss(self, probs: np.ndarray, y_true: np.ndarray) -> float:
-        """The model's loss (BCE, `pos_weight`, focal) on the returned probabilities."""
-        clipped = np.clip(probs, 1e-7, 1 - 1e-7)
-        logits = torch.tensor(np.log(clipped / (1 - clipped)))
-        config = self.model.config
-        pos_weight = torch.tensor(config.pos_weight, dtype=torch.float64) if config.pos_weight else None
-        return float(
-            multilabel_loss(logits, torch.tensor(y_true, dtype=torch.float64), pos_weight, config.focal_gamma)
-        )
 
     def predict(
         self,

@@ -364,8 +364,8 @@ def cross_fitted_predictions(
 ) -> np.ndarray:
     """0/1 predictions where each half of the rows is cut at thresholds tuned on the other half.
 
-    The rows are shuffled with `seed` and cut in two halves; `tune_thresholds` runs on each half (with
-    `tune_kwargs`, e.g. `min_positives`, `n_folds`, `seed`) and its thresholds `binarize` the other half.
+    The rows are shuffled with `seed` and cut in two halves; `tune_thresholds` runs on each half (with the
+    same `seed` and `tune_kwargs`, e.g. `min_positives`, `n_folds`) and its thresholds `binarize` the other half.
     Scoring the result against `y_true` gives held-out figures for the thresholds: no row is scored at
     thresholds tuned on it.
 
@@ -373,7 +373,7 @@ def cross_fitted_predictions(
         y_true (`np.ndarray` or array-like): `(n_samples, n_labels)` multi-hot targets.
         probs (`np.ndarray` or array-like): `(n_samples, n_labels)` probabilities in [0, 1].
         label_names (sequence of `str`, *optional*): Passed to `tune_thresholds` (for its log line).
-        seed (`int`, defaults to 0): Seed of the shuffle that cuts the halves.
+        seed (`int`, defaults to 0): Seed of the shuffle that cuts the halves, and of `tune_thresholds`' folds.
         **tune_kwargs: More arguments of `tune_thresholds`.
 
     Returns:
@@ -401,7 +401,7 @@ def cross_fitted_predictions(
     halves = (order[: len(order) // 2], order[len(order) // 2 :])
     predictions = np.zeros_like(t)
     for tune_on, score_on in (halves, halves[::-1]):
-        result = tune_thresholds(t[tune_on], p[tune_on], label_names=label_names, **tune_kwargs)
+        result = tune_thresholds(t[tune_on], p[tune_on], label_names=label_names, seed=seed, **tune_kwargs)
         predictions[score_on] = binarize(p[score_on], result.thresholds)
     return predictions
 
@@ -451,3 +451,33 @@ def cross_fitted_metrics(
         if key in on_scores:
             metrics[key] = on_scores[key]
     return metrics
+
+
+def heldout_metrics(
+    y_true: np.ndarray | Sequence[Any],
+    probs: np.ndarray | Sequence[Any],
+    label_names: Sequence[str] | None = None,
+    seed: int = 0,
+    per_label: bool = False,
+    **tune_kwargs: Any,
+) -> tuple[dict[str, Any] | None, str | None]:
+    """`cross_fitted_metrics`, or `(None, why)` when the rows are too few to cut in two halves.
+
+    What `train()`, the facade and the model card report as the held-out figures of tuned thresholds.
+
+    Example:
+
+    >>> heldout_metrics(np.zeros((4, 2)), np.zeros((4, 2)))
+    (None, 'the validation split has 4 rows, too few to cut in two halves of 3 (cross-fitting needs 6)')
+    """
+    rows = len(y_true)
+    folds = tune_kwargs.get("n_folds", 3)
+    if rows < min_cross_fit_rows(folds):
+        why = (
+            f"the validation split has {rows} rows, too few to cut in two halves of {folds} "
+            f"(cross-fitting needs {min_cross_fit_rows(folds)})"
+        )
+        return None, why
+    return cross_fitted_metrics(
+        y_true, probs, label_names, seed=seed, per_label=per_label, **tune_kwargs
+    ), None

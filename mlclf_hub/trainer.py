@@ -48,13 +48,13 @@ from transformers.utils import logging
 from .auto import AutoModelForMultiLabel
 from .configuration_multilabel import MultiLabelConfig
 from .data import LabelSpace, infer_label_space, to_dataset, to_rows
-from .hub import ModelCardCallback, MultiLabelModelCardData, card_writer, push_to_hub
-from .inference import predict_proba
+from .hub import ModelCardCallback, MultiLabelModelCardData, card_writer, create_hub_repo, push_to_hub
+from .inference import predict_proba, probability_loss
 from .metrics import make_compute_metrics, multilabel_metrics, sigmoid
 from .modeling_multilabel import MultiLabelModel, lexical_token_weights
 from .sampling import repeat_factor_indices
 from .saving import save_model
-from .thresholds import ThresholdResult, cross_fitted_metrics, min_cross_fit_rows, tune_thresholds
+from .thresholds import ThresholdResult, heldout_metrics, tune_thresholds
 
 logger = logging.get_logger(__name__)
 
@@ -745,6 +745,10 @@ def train(
 
     model = _load_model(model_name_or_path, label_space, args)
     _record_preprocessing(model.config, args)
+    hub_repo = None
+    if args.push_to_hub and args.process_index == 0:  # the repo exists (or the push fails) before training
+        repo_id = args.hub_model_id or Path(args.output_dir).absolute().name
+        hub_repo = create_hub_repo(repo_id, token=args.hub_token, private=args.hub_private_repo)
     # Fitted after training on the final encoder: evaluations while it trains see the head alone.
     model.clear_knn_memory()
     model.clear_lexical_model()
@@ -838,12 +842,11 @@ def train(
     if save and trainer.is_world_process_zero():
         writers = [card_writer(result.model, card_data)]
         result.output_dir = str(save_model(result.model, args.output_dir, tokenizer, extra_writers=writers))
-    if args.push_to_hub and trainer.is_world_process_zero():
+    if hub_repo is not None:
         # The Trainer ran with push_to_hub off (`_without_hub_push`): one commit, with our card, at the end.
-        repo_id = args.hub_model_id or Path(args.output_dir).absolute().name
         result.hub_commit = push_to_hub(
             result.model,
-            repo_id,
+            hub_repo,
             tokenizer=tokenizer,
             card_data=card_data,
             private=args.hub_private_repo,
@@ -889,14 +892,9 @@ def _evaluate_and_tune(
     With `tune_thresholds`, also the held-out (cross-fitted) metrics, when the split is large enough to
     cut in two halves `tune_thresholds` can run on (else `heldout_skipped` says why).
     """
-    prediction = result.trainer.predict(eval_set, metric_key_prefix="eval")
-    logits = (
-        prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    )
-    probs = sigmoid(np.asarray(logits, dtype=np.float64))
-    y_true = np.asarray(prediction.label_ids).astype(np.int64)
     config = result.model.config
     if config.sliding_window and eval_texts is not None:
+        y_true = _label_matrix(eval_set).astype(np.int64)
         probs = predict_proba(
             result.model,
             result.tokenizer,
@@ -904,7 +902,15 @@ def _evaluate_and_tune(
             batch_size=args.per_device_eval_batch_size,
             show_progress=False if args.disable_tqdm else None,
         )
-    tuning = {"min_positives": args.threshold_min_positives, "seed": args.seed}
+        eval_loss = probability_loss(probs, y_true, config)  # of the aggregated windows, as the metrics
+    else:
+        prediction = result.trainer.predict(eval_set, metric_key_prefix="eval")
+        logits = prediction.predictions
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        probs = sigmoid(np.asarray(logits, dtype=np.float64))
+        y_true = np.asarray(prediction.label_ids).astype(np.int64)
+        eval_loss = float(prediction.metrics.get("eval_loss", float("nan")))
+    tuning = {"min_positives": args.threshold_min_positives}
     rows, folds = len(y_true), 3  # tune_thresholds' n_folds
     result.heldout_metrics, result.heldout_skipped = None, None
     if not args.tune_thresholds:
@@ -917,26 +923,24 @@ def _evaluate_and_tune(
         )
         logger.warning(f"Thresholds not tuned: {result.heldout_skipped}.")
     else:
-        result.thresholds = tune_thresholds(y_true, probs, label_names=config.labels, **tuning)
+        result.thresholds = tune_thresholds(
+            y_true, probs, label_names=config.labels, seed=args.seed, **tuning
+        )
         config.thresholds = [float(t) for t in result.thresholds.thresholds]
     metrics = multilabel_metrics(
         y_true, probs, thresholds=config.thresholds, label_names=config.labels, per_label=True
     )
-    metrics["eval_loss"] = float(prediction.metrics.get("eval_loss", float("nan")))
+    metrics["eval_loss"] = eval_loss
     result.eval_metrics = metrics
     result.eval_probabilities = probs
     if result.heldout_skipped is not None:
         return
-    if rows < min_cross_fit_rows(folds):
-        result.heldout_skipped = (
-            f"the validation split has {rows} rows, too few to cut in two halves of {folds} "
-            f"(cross-fitting needs {min_cross_fit_rows(folds)})"
-        )
+    result.heldout_metrics, result.heldout_skipped = heldout_metrics(
+        y_true, probs, label_names=config.labels, seed=args.seed, per_label=True, **tuning
+    )
+    if result.heldout_metrics is None:
         logger.warning(f"No held-out metrics: {result.heldout_skipped}.")
     else:
-        result.heldout_metrics = cross_fitted_metrics(
-            y_true, probs, label_names=config.labels, per_label=True, **tuning
-        )
         logger.info(
             f"Validation micro-F1 {metrics['f1_micro']:.4f} in-sample (thresholds tuned and scored on the same "
             f"rows), {result.heldout_metrics['f1_micro']:.4f} held out (cross-fitted on two halves)."

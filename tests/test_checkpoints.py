@@ -87,13 +87,18 @@ def test_classification_checkpoint_with_another_label_count(family, tmp_path):
     assert model.classifier.weight.shape == (3, model.config.backbone_config.hidden_size)
 
 
+@pytest.mark.parametrize("layout", ["masked-lm", "classification"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_facade_loads_masked_lm_checkpoint(family, tmp_path):
-    stored = _save_checkpoint(str(tmp_path), AutoModelForMaskedLM, family)
+def test_facade_loads_every_encoder_tensor(family, layout, tmp_path):
+    auto_class = AutoModelForMaskedLM if layout == "masked-lm" else AutoModelForSequenceClassification
+    stored = _save_checkpoint(
+        str(tmp_path), auto_class, family, **({"num_labels": 5} if layout != "masked-lm" else {})
+    )
     facade = MultiLabelClassificationModel(
         "auto", str(tmp_path), num_labels=3, use_cuda=False, args={"silent": True}
     )
     _assert_backbone_is_checkpoint(facade.model.backbone, stored, family)
+    assert facade.model.classifier.out_features == 3
 
 
 def test_unmatched_checkpoint_raises_naming_keys_and_checkpoint(tmp_path):

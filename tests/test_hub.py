@@ -678,3 +678,50 @@ def test_train_pushes_to_the_output_dirs_name_by_default(tmp_path, hub_env):
     assert result.output_dir is None
     assert "test-user/my-model" in hub_env.repos  # the server's user, as for create_repo("my-model")
     assert set(hub_env.files("test-user/my-model")) >= MODEL_FILES
+
+
+@pytest.mark.parametrize("case", ["malformed id", "server down"])
+def test_train_with_push_to_hub_fails_before_training(case, tmp_path, hub_env, hub_fast_retry):
+    """A repo that cannot be created ends the run at once, not after training (nothing is trained or saved)."""
+    from mlclf_hub.hub import HubPushError
+
+    repo_id = "ns/bad/id" if case == "malformed id" else "ns/unreachable"
+    if case == "server down":
+        hub_env.stop()
+    args = tiny_training_args(
+        str(tmp_path / "out"), num_train_epochs=1, push_to_hub=True, hub_model_id=repo_id
+    )
+    with pytest.raises(ValueError if case == "malformed id" else HubPushError, match="repo"):
+        train_tiny(keyword_rows(24, seed=1), args=args)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_train_push_to_hub_pushes_the_final_model(tmp_path, hub_env, capsys):
+    from transformers import AutoModel
+
+    from mlclf_hub.cli import main
+    from tests.tiny_models import tiny_backbone_config
+
+    encoder = tmp_path / "encoder"
+    AutoModel.from_config(tiny_backbone_config("bert")).save_pretrained(encoder)
+    tiny_tokenizer().save_pretrained(encoder)
+    train_file = tmp_path / "train.jsonl"
+    train_file.write_text(
+        "".join(json.dumps({"text": t, "labels": y}) + "\n" for t, y in keyword_rows(40, seed=1)),
+        encoding="utf-8",
+    )
+    argv = ["train", "--model_name_or_path", str(encoder), "--train_file", str(train_file)]
+    argv += [
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--num_train_epochs",
+        "1",
+        "--use_cpu",
+        "--disable_tqdm",
+        "true",
+    ]
+    assert main([*argv, "--push_to_hub", "--hub_model_id", "ns/from-cli"]) == 0
+    files = hub_env.files("ns/from-cli")
+    assert set(files) >= MODEL_FILES
+    assert json.loads(files["config.json"])["max_length"] == 128
+    assert b'from_pretrained("ns/from-cli")' in files["README.md"]

@@ -115,7 +115,7 @@ def test_facade_reads_the_training_length_by_default(trained):
     np.testing.assert_allclose(raw_64, predict_proba(model, tokenizer, TEXTS, max_length=64), atol=1e-6)
 
 
-def test_a_model_trained_on_windows_is_read_through_windows(tmp_path):
+def test_a_model_trained_on_windows_is_read_through_windows(tmp_path, capsys):
     model, tokenizer, _, result = _train(tmp_path, sliding_window_stride=4)
     assert (model.config.max_length, model.config.sliding_window, model.config.window_stride) == (24, True, 4)
     default = predict_proba(model, tokenizer, TEXTS)
@@ -133,6 +133,18 @@ def test_a_model_trained_on_windows_is_read_through_windows(tmp_path):
         "auto", str(tmp_path / "model"), use_cuda=False, args={"silent": True}
     )
     np.testing.assert_allclose(facade.predict(TEXTS)[1], default, atol=1e-6)
+
+    classify = pipeline("multi-label-classification", model=str(tmp_path / "model"))
+    scores = [{d["label"]: d["score"] for d in row} for row in classify(TEXTS, return_all_scores=True)]
+    np.testing.assert_allclose([[row[n] for n in model.config.labels] for row in scores], default, atol=1e-6)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    capsys.readouterr()  # the training log
+    assert main(["predict", "--model", str(tmp_path / "model"), "--input", str(texts)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [line["labels"] for line in lines] == predict(
+        model, tokenizer, TEXTS, sliding_window=True, stride=4
+    )
 
 
 def test_config_refuses_a_bad_contract():
