@@ -94,7 +94,7 @@ def is_sentence_transformers_checkpoint(path_or_repo_id: str | os.PathLike, **hu
 
 
 def encoder_key_mapping(encoder_config: PreTrainedConfig) -> dict[str, str]:
-    """`from_pretrained(key_mapping=...)` that loads any checkpoint of an encoder family into `backbone.`.
+    r"""`from_pretrained(key_mapping=...)` that loads any checkpoint of an encoder family into `backbone.`.
 
     Checkpoints on the Hub are mostly saved with a head and the family's base-model prefix (`bert-base-uncased`
     as `BertForPreTraining`: `bert.embeddings...`; `roberta-base` as `RobertaForMaskedLM`: `roberta.`; ModernBERT
@@ -104,8 +104,8 @@ def encoder_key_mapping(encoder_config: PreTrainedConfig) -> dict[str, str]:
 
     Example:
         >>> from transformers import RobertaConfig
-        >>> encoder_key_mapping(RobertaConfig())
-        {'^roberta\\.': 'backbone.'}
+        >>> encoder_key_mapping(RobertaConfig()) == {r"^roberta\.": "backbone."}
+        True
     """
     base_class = MODEL_MAPPING.get(type(encoder_config), None)
     prefix = getattr(base_class, "base_model_prefix", "") if base_class is not None else ""

@@ -87,6 +87,7 @@ class MultiLabelConfig(PreTrainedConfig):
     ... )
     >>> config.num_labels, config.thresholds
     (2, [0.5, 0.5])
+
     ```
     """
 

@@ -96,8 +96,8 @@ def lexical_token_weights(
 
     Example:
         >>> position, weight = lexical_token_weights(torch.tensor([[7, 7, 9]]), None, torch.tensor([7, 9]), torch.ones(2))
-        >>> position.tolist(), weight.round(decimals=3).tolist()
-        ([[0, 0, 1]], [[0.43, 0.43, 0.508]])
+        >>> position.tolist(), [[round(w, 3) for w in row] for row in weight.tolist()]
+        ([[0, 0, 1]], [[0.431, 0.431, 0.509]])
     """
     input_ids = input_ids.to(vocab.dtype)
     position = torch.searchsorted(vocab, input_ids).clamp(max=vocab.shape[0] - 1)
@@ -127,7 +127,7 @@ def lexical_features(
     Example:
         >>> ids = torch.tensor([[7, 7, 9, 0]])
         >>> lexical_features(ids, torch.tensor([[1, 1, 1, 0]]), torch.tensor([7, 9]), torch.ones(2)).round(decimals=3)
-        tensor([[0.861, 0.508]])
+        tensor([[0.8610, 0.5090]])
     """
     position, weight = lexical_token_weights(input_ids, attention_mask, vocab, idf)
     bag = torch.zeros(input_ids.shape[0], vocab.shape[0], device=weight.device)
