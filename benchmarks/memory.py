@@ -40,31 +40,19 @@ BASE_HIDDEN = 768  # a base-size encoder (BERT-base, RoBERTa-base, DeBERTa-v3-ba
 def encode_rows(model, dataset, collator, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Pooled vectors and the logits without the memory (head + lexical channel) of a tokenized dataset.
 
-    One encoder pass: the head's input (dropout is off in eval mode) is the pooled vector.
+    Two `inference.batched_forward` passes, as `train()` encodes the memory and `predict_proba` scores.
     """
-    import torch
+    from mlclf_hub.fitting import pooled_features
+    from mlclf_hub.inference import batched_forward
 
-    pooled, logits = [None] * len(dataset), [None] * len(dataset)
-    seen = []
-    hook = model.classifier.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
-    weight, model.config.knn_weight = model.config.knn_weight, 0.0
     columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in dataset.column_names]
-    rows = dataset.select_columns(columns)
-    order = np.argsort([len(ids) for ids in dataset["input_ids"]], kind="stable")
-    model.eval()
+    weight, model.config.knn_weight = model.config.knn_weight, 0.0
     try:
-        with torch.no_grad():
-            for start in range(0, len(order), batch_size):
-                chosen = order[start : start + batch_size].tolist()
-                batch = collator([rows[i] for i in chosen])
-                seen.clear()
-                out = model(**{k: v for k, v in batch.items() if k in columns}).logits
-                for i, vector, row in zip(chosen, seen[0].float(), out.float()):
-                    pooled[i], logits[i] = vector.numpy(), row.numpy()
+        pooled = pooled_features(model, dataset, collator, batch_size)
+        logits = batched_forward(model, dataset.select_columns(columns), collator, batch_size)
     finally:
-        hook.remove()
         model.config.knn_weight = weight
-    return np.stack(pooled), np.stack(logits)
+    return pooled.numpy(), logits.numpy()
 
 
 def train_and_encode(encoder_dir: str, train_rows, val_rows, labels, epochs, max_length) -> dict:
@@ -72,7 +60,8 @@ def train_and_encode(encoder_dir: str, train_rows, val_rows, labels, epochs, max
     from transformers import DataCollatorWithPadding
 
     from mlclf_hub.data import to_dataset
-    from mlclf_hub.trainer import MultiLabelTrainingArguments, train
+    from mlclf_hub.trainer import train
+    from mlclf_hub.training_args import MultiLabelTrainingArguments
 
     start = time.perf_counter()
     train_data = [(r["text"], r["labels"]) for r in train_rows]
@@ -149,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.base_cap is None:
-        from mlclf_hub.trainer import MultiLabelTrainingArguments
+        from mlclf_hub.training_args import MultiLabelTrainingArguments
 
         args.base_cap = MultiLabelTrainingArguments.__dataclass_fields__["knn_max_rows"].default
 

@@ -282,7 +282,8 @@ def run_ours(
     serving: bool = False,
 ) -> list[tuple]:
 
-    from mlclf_hub.trainer import MultiLabelTrainingArguments, train
+    from mlclf_hub.trainer import train
+    from mlclf_hub.training_args import MultiLabelTrainingArguments
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out_dir:

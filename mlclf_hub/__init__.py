@@ -30,7 +30,7 @@ _LAZY = {
     "multilabel_metrics": "metrics",
     "tune_thresholds": "thresholds",
     "train": "trainer",
-    "MultiLabelTrainingArguments": "trainer",
+    "MultiLabelTrainingArguments": "training_args",
     "predict_proba": "inference",
     "predict": "inference",
     "save_model": "saving",

@@ -188,7 +188,7 @@ def _print_metrics(metrics: dict, top: int = 15) -> None:
 
 
 def _train_args(rest: list[str], demo: bool):
-    from .trainer import MultiLabelTrainingArguments
+    from .training_args import MultiLabelTrainingArguments
 
     data_args, train_args = _parse(
         (DataArguments, MultiLabelTrainingArguments),

@@ -2,7 +2,9 @@
 
 Input is validated once, at the entry point (`to_rows`, `to_dataset`, `infer_label_space`), and
 every rejection names the split, the 0-based row, the column, the bad value and what was expected.
-Below that, everything works on clean Python lists.
+Below that, everything works on clean Python lists. What `to_rows` returns is marked as validated, so
+passing it on to `infer_label_space` and `to_dataset` (as `train()` does) validates each split once.
+Sliding windows, for training and prediction alike, come from `encode_windows`.
 
 Accepted inputs:
 
@@ -639,12 +641,25 @@ def _read_source(data: Any, split: str) -> tuple[Columns, list[Any] | None, bool
 # ---------------------------------------------------------------------------------------------
 
 
+def is_headerless(column_names: Iterable[Any]) -> bool:
+    """Whether a table has no header: its columns are numbered (a DataFrame built from lists), not named.
+
+    Args:
+        column_names (`Iterable`): The column names, such as `DataFrame.columns`.
+
+    Example:
+        >>> is_headerless(pd.DataFrame([["a text", ["games"]]]).columns), is_headerless(["text", "labels"])
+        (True, False)
+    """
+    return all(isinstance(name, numbers.Integral) for name in column_names)
+
+
 def _name_positional(columns: Columns, text_column: str, split: str) -> Columns | None:
     """Name headerless columns 0, 1, 2 as simpletransformers does; None when the input has a header.
 
     One column is ``text``; two are ``text``, ``labels``; three are ``text``, ``text_pair``, ``labels``.
     """
-    if text_column in columns or not all(isinstance(name, numbers.Integral) for name in columns):
+    if text_column in columns or not is_headerless(columns):
         return None
     roles = {1: ["text"], 2: ["text", "labels"], 3: ["text", "text_pair", "labels"]}.get(len(columns))
     if roles is None:
@@ -720,23 +735,59 @@ def _row_ref(position: int, index: list[Any] | None) -> int | str:
 
 
 class _Table(NamedTuple):
-    """Validated input: clean columns, each row as the user sees it, and the labels column's name."""
+    """Validated input: clean columns, each row as the user sees it, the labels column's name and, for rows
+    `to_rows` returned, their label kind (``"names"`` or ``"numbers"``; `None`: not known yet)."""
 
     columns: Columns
     rows: list[int | str]
     label_column: Any
+    label_kind: str | None = None
+
+
+#: Arrow field metadata on the ``text`` column of what `to_rows` returns: its rows are validated.
+_VALIDATED = {b"mlclf_hub": b"validated rows"}
+
+
+def _labels_feature(kind: str) -> datasets.List:
+    """The ``labels`` feature of validated rows: label names (``"names"``) or 0/1 vectors (``"numbers"``)."""
+    return datasets.List(datasets.Value("string" if kind == "names" else "float32"))
+
+
+def _mark_validated(dataset: datasets.Dataset) -> datasets.Dataset:
+    """`dataset` with the `_VALIDATED` marker on its ``text`` column.
+
+    The marker is Arrow field metadata: row subsets (`select`, `filter`, `shuffle`, `train_test_split`) keep
+    it; whatever writes new data (`map`, `cast`, `flatten_indices`, a disk round trip) drops it, so changed
+    rows are validated again.
+    """
+    table = dataset.data.table
+    position = table.schema.get_field_index("text")
+    field = table.schema.field(position).with_metadata(_VALIDATED)
+    return datasets.Dataset(table.set_column(position, field, table.column(position)), info=dataset.info)
+
+
+def _validated_label_kind(data: Any) -> str | None:
+    """The label kind of rows `to_rows` returned (``"names"`` also when they have no labels), else `None`."""
+    if not isinstance(data, datasets.Dataset) or "text" not in data.column_names:
+        return None
+    if data.data.schema.field("text").metadata != _VALIDATED:
+        return None
+    string, features = datasets.Value("string"), data.features
+    if features["text"] != string or features.get("text_pair", string) != string:
+        return None
+    labels = features.get("labels")
+    if labels is None:
+        return "names"
+    return next((kind for kind in ("names", "numbers") if labels == _labels_feature(kind)), None)
 
 
 def _normalise(
-    data: Any,
-    *,
-    text_column: str = "text",
-    label_column: str = "labels",
-    text_pair_column: str | None = None,
-    split: str = "train",
-    require_labels: bool = True,
+    data: Any, text_column: str, label_column: str, pair_column: str | None, split: str, require_labels: bool
 ) -> _Table:
-    """Read and validate any input into clean columns ``text``, (``text_pair``), (``labels``)."""
+    """Read and validate any input into clean columns ``text``, (``text_pair``), (``labels``).
+
+    Rows `to_rows` returned are read, not validated again, when the columns asked for are theirs.
+    """
     columns, index, csv_labels = _read_source(data, split)
     num_rows = len(next(iter(columns.values()), []))
     if num_rows == 0:
@@ -744,10 +795,21 @@ def _normalise(
     named = _name_positional(columns, text_column, split)
     if named is not None:
         columns, text_column, label_column = named, "text", "labels"
-        text_pair_column = "text_pair" if "text_pair" in named else None
-    picked = _pick_columns(columns, text_column, label_column, text_pair_column, split, require_labels)
+        pair_column = "text_pair" if "text_pair" in named else None
+    picked = _pick_columns(columns, text_column, label_column, pair_column, split, require_labels)
+    kind = _validated_label_kind(data)
+    if kind is None or any(role != name for role, name in picked.items()):
+        rows = [_row_ref(position, index) for position in range(num_rows)]
+        return _Table(_check_cells(columns, picked, rows, csv_labels, split), rows, picked.get("labels"))
+    clean = {role: columns[role] for role in picked}  # rows to_rows validated: nothing to check again
+    return _Table(clean, list(range(num_rows)), picked.get("labels"), kind)
+
+
+def _check_cells(
+    columns: Columns, picked: dict[str, Any], rows: list[int | str], csv_labels: bool, split: str
+) -> Columns:
+    """The picked columns (role -> column name) with every cell checked: texts as strings, labels as lists."""
     clean: Columns = {role: [] for role in ("text", "text_pair", "labels") if role in picked}
-    rows = [_row_ref(position, index) for position in range(num_rows)]
     for position, row in enumerate(rows):
         for role in ("text", "text_pair"):
             if role in picked:
@@ -757,11 +819,16 @@ def _normalise(
             if csv_labels and isinstance(cell, str):
                 cell = _parse_csv_labels(cell, split, row, picked["labels"])
             clean["labels"].append(_label_list(cell, split, row, picked["labels"]))
-    return _Table(clean, rows, picked.get("labels"))
+    return clean
 
 
 def _check_uniform_labels(table: _Table, split: str) -> str:
-    """Check every non-empty labels cell is of one kind (names or numbers); return that kind."""
+    """Check every non-empty labels cell is of one kind (names or numbers); return that kind.
+
+    The kind of rows `to_rows` returned is known (`_Table.label_kind`): they are not checked again.
+    """
+    if table.label_kind is not None:
+        return table.label_kind
     first_row: dict[str, int | str] = {}
     column = table.label_column
     for row, items in zip(table.rows, table.columns["labels"]):
@@ -798,6 +865,10 @@ def to_rows(
 ) -> datasets.Dataset:
     """Validate any supported input and return it as a `Dataset` with clean columns.
 
+    `infer_label_space`, `to_dataset` and `to_rows` recognise what `to_rows` returned, and row subsets of
+    it (`select`, `filter`, `shuffle`, `train_test_split`), and do not validate it again; after a `map` or a
+    `cast` the rows are validated again.
+
     Args:
         data: A DataFrame, a list of tuples/dicts/texts, a dict of columns, a file path or a `Dataset`.
         text_column (`str`, *optional*, defaults to ``"text"``): The text column.
@@ -820,27 +891,96 @@ def to_rows(
         >>> to_rows([("a game", ["games"]), ("a ball", ["sports"])])[1]
         {'text': 'a ball', 'labels': ['sports']}
     """
-    table = _normalise(
-        data,
-        text_column=text_column,
-        label_column=label_column,
-        text_pair_column=text_pair_column,
-        split=split,
-        require_labels=require_labels,
-    )
+    table = _normalise(data, text_column, label_column, text_pair_column, split, require_labels)
     clean = table.columns
     features = _text_features(clean)
     if "labels" in clean:
         kind = _check_uniform_labels(table, split)
         if kind == "numbers":
             clean["labels"] = [[float(value) for value in items] for items in clean["labels"]]
-        features["labels"] = datasets.List(datasets.Value("string" if kind == "names" else "float32"))
-    return datasets.Dataset.from_dict(clean, features=datasets.Features(features))
+        features["labels"] = _labels_feature(kind)
+    return _mark_validated(datasets.Dataset.from_dict(clean, features=datasets.Features(features)))
 
 
 def _text_features(columns: dict[str, list]) -> dict[str, datasets.Value]:
     """The `datasets` features of the text columns present (`text`, and `text_pair` for pairs)."""
     return {role: datasets.Value("string") for role in ("text", "text_pair") if role in columns}
+
+
+def check_window_stride(tokenizer: Any, max_length: int | None, stride: Any, name: str = "stride") -> int:
+    """Check the tokens neighbouring windows share: an int >= 0 under the text tokens of a window.
+
+    A window of `max_length` tokens holds `max_length - tokenizer.num_special_tokens_to_add(pair=False)`
+    tokens of text (8 of 10 for BERT's ``[CLS] ... [SEP]``); neighbours can share at most one fewer.
+
+    Args:
+        tokenizer: A Hugging Face tokenizer.
+        max_length (`int`, *optional*): Tokens per window (default: the tokenizer's `model_max_length`).
+        stride: The tokens neighbouring windows share.
+        name (`str`, *optional*, defaults to ``"stride"``): The argument's name, for the error message.
+
+    Returns:
+        `int`: `stride`.
+
+    Raises:
+        ValueError: If `stride` is not an int, is negative, or is not under the text tokens of a window.
+
+    Example:
+        >>> check_window_stride(tokenizer, 10, 7)  # BERT: 8 text tokens in 10  # doctest: +SKIP
+        7
+    """
+    limit = (max_length or tokenizer.model_max_length) - tokenizer.num_special_tokens_to_add(pair=False)
+    if isinstance(stride, bool) or not isinstance(stride, numbers.Integral) or not 0 <= stride < limit:
+        raise ValueError(
+            f"`{name}` must be an int >= 0 and under the {limit} text tokens of a window (tokens shared by "
+            f"neighbouring windows); it must be in [0, {limit - 1}], got {stride!r}"
+        )
+    return int(stride)
+
+
+def encode_windows(
+    tokenizer: Any,
+    texts: list[str],
+    max_length: int | None,
+    stride: int | None = None,
+    *,
+    text_pairs: list[str] | None = None,
+    name: str = "stride",
+) -> tuple[Any, list[int]]:
+    """Tokenize texts without padding: each text truncated to one window, or (with `stride`) cut into windows.
+
+    The one place windows are made, for training (`to_dataset`) and prediction (`inference.tokenize_windows`).
+
+    Args:
+        tokenizer: A Hugging Face tokenizer.
+        texts (`list[str]`): The texts.
+        max_length (`int`, *optional*): Tokens per window (default: the tokenizer's `model_max_length`).
+        stride (`int`, *optional*): Cut each text into every window of `max_length` tokens, neighbours sharing
+            `stride` tokens (see `check_window_stride`); `None` truncates each text to one window.
+        text_pairs (`list[str]`, *optional*): Second texts, one per text; truncated, never windowed.
+        name (`str`, *optional*, defaults to ``"stride"``): The name of `stride`, for error messages.
+
+    Returns:
+        `tuple`: The tokenizer's encoding (``input_ids``, ``attention_mask``, ...: one row per window) and, per
+        window, the index of its text.
+
+    Raises:
+        ValueError: A bad `stride` (`check_window_stride`), or `stride` with `text_pairs`.
+
+    Example:
+        >>> encoded, owner = encode_windows(tokenizer, ["a b c d e f g h i j", "k"], 6, stride=1)  # doctest: +SKIP
+        >>> owner  # doctest: +SKIP
+        [0, 0, 0, 1]
+    """
+    if stride is None:
+        return tokenizer(texts, text_pairs, truncation=True, max_length=max_length), list(range(len(texts)))
+    if text_pairs is not None:
+        raise ValueError("sliding windows read single long texts; windowing does not apply to text pairs.")
+    stride = check_window_stride(tokenizer, max_length, stride, name)
+    encoded = tokenizer(
+        texts, truncation=True, max_length=max_length, stride=stride, return_overflowing_tokens=True
+    )
+    return encoded, list(encoded.pop("overflow_to_sample_mapping"))
 
 
 def _tokenize_batch(
@@ -850,25 +990,20 @@ def _tokenize_batch(
     window_stride: int | None = None,
     keep_text: bool = False,
 ) -> dict[str, list]:
-    """Tokenize one batch of texts (and pairs), truncating, without padding.
+    """Tokenize one batch of texts (and pairs) with `encode_windows`, without padding.
 
-    With `window_stride`, a long text becomes every window of `max_length` tokens (neighbours share
-    `window_stride` tokens), and each window repeats its text's other columns (its labels).
+    With `window_stride`, each window repeats its text's other columns (its labels).
     """
-    if window_stride is None:
-        return tokenizer(batch["text"], batch.get("text_pair"), truncation=True, max_length=max_length)
-    encoded = tokenizer(
-        batch["text"],
-        truncation=True,
-        max_length=max_length,
-        stride=window_stride,
-        return_overflowing_tokens=True,
+    pairs = batch.get("text_pair")
+    encoded, owner = encode_windows(
+        tokenizer, batch["text"], max_length, window_stride, text_pairs=pairs, name="window_stride"
     )
-    source = encoded.pop("overflow_to_sample_mapping")
+    if window_stride is None:
+        return encoded
     out = dict(encoded)
     for name, values in batch.items():
         if name != "text" or keep_text:
-            out[name] = [values[i] for i in source]
+            out[name] = [values[i] for i in owner]
     return out
 
 
@@ -925,28 +1060,12 @@ def to_dataset(
         >>> ds[0]["labels"]  # doctest: +SKIP
         [1.0, 0.0]
     """
-    table = _normalise(
-        data,
-        text_column=text_column,
-        label_column=label_column,
-        text_pair_column=text_pair_column,
-        split=split,
-        require_labels=require_labels,
-    )
+    table = _normalise(data, text_column, label_column, text_pair_column, split, require_labels)
     clean = table.columns
     if window_stride is not None:
         if "text_pair" in clean:
             raise ValueError(f"the {split} split has text pairs; sliding windows are for single texts only")
-        limit = (max_length or tokenizer.model_max_length) - tokenizer.num_special_tokens_to_add(pair=False)
-        if (
-            isinstance(window_stride, bool)
-            or not isinstance(window_stride, int)
-            or not 0 <= window_stride < limit
-        ):
-            raise ValueError(
-                f"`window_stride` must be an int >= 0 and under the {limit} text tokens of a window "
-                f"(tokens shared by neighbouring windows), got {window_stride!r}"
-            )
+        window_stride = check_window_stride(tokenizer, max_length, window_stride, "window_stride")
     features = _text_features(clean)
     if "labels" in clean:
         if label_space is None:
@@ -1014,7 +1133,7 @@ def infer_label_space(
     names = list(split_names) if split_names is not None else default_names[: len(splits)]
     seen: list[set[str]] = []
     for data, split in zip(splits, names):
-        table = _normalise(data, text_column=text_column, label_column=label_column, split=split)
+        table = _normalise(data, text_column, label_column, None, split, True)
         labels = table.columns["labels"]
         if _check_uniform_labels(table, split) != "names":
             position = next(i for i, items in enumerate(labels) if items)

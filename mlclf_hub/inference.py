@@ -7,7 +7,8 @@ Long texts can be read through a sliding window whose per-label scores are aggre
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -117,53 +118,76 @@ def tokenize_windows(
 ) -> tuple[list[dict[str, list[int]]], np.ndarray]:
     """Unpadded token features per window and, for each window, the index of its text.
 
-    Without `sliding_window` each text (or pair) is one window, truncated to `max_length`.
+    Without `sliding_window` each text (or pair) is one window, truncated to `max_length`; with it, the windows
+    of `data.encode_windows`, neighbours sharing `stride` tokens (default `max_length // 4`).
 
     Example:
         >>> features, owner = tokenize_windows(tokenizer, ["a b c d e f"], 5, sliding_window=True)  # doctest: +SKIP
         >>> owner  # doctest: +SKIP
         array([0, 0])
     """
-    keys = ("input_ids", "token_type_ids")
-    if not sliding_window:
-        encoded = tokenizer(texts, text_pairs, truncation=True, max_length=max_length)
-        owner = np.arange(len(texts))
-    else:
-        if text_pairs is not None:
-            raise ValueError("sliding_window reads single long texts; it does not apply to text pairs.")
-        overlap = stride if stride is not None else max_length // 4
-        if not 0 <= overlap < max_length - 2:
-            raise ValueError(
-                f"`stride` (tokens shared by neighbouring windows) must be in [0, {max_length - 3}], got {overlap}."
-            )
-        encoded = tokenizer(
-            texts, truncation=True, max_length=max_length, stride=overlap, return_overflowing_tokens=True
-        )
-        owner = np.asarray(encoded["overflow_to_sample_mapping"])
-    present = [key for key in keys if key in encoded]
+    # data loads datasets and pandas: imported on first use, as the package's lazy modules are
+    from .data import encode_windows
+
+    overlap = (stride if stride is not None else max_length // 4) if sliding_window else None
+    encoded, owner = encode_windows(tokenizer, texts, max_length, overlap, text_pairs=text_pairs)
+    present = [key for key in ("input_ids", "token_type_ids") if key in encoded]
     features = [{key: encoded[key][i] for key in present} for i in range(len(encoded["input_ids"]))]
-    return features, owner
+    return features, np.asarray(owner)
 
 
 @torch.no_grad()
-def _window_logits(
+def batched_forward(
     model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    features: list[dict[str, list[int]]],
-    batch_size: int,
-    show_progress: bool,
-) -> np.ndarray:
-    order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")[::-1]
-    logits = np.empty((len(features), model.config.num_labels), dtype=np.float32)
+    features: Sequence[Mapping[str, Sequence[int]]],
+    pad: Callable[[list[Mapping[str, Sequence[int]]]], Mapping[str, torch.Tensor]],
+    batch_size: int = 64,
+    *,
+    output: Literal["logits", "pooled"] = "logits",
+    progress: str | None = None,
+) -> torch.Tensor:
+    """One eval-mode pass over unpadded token features, longest first, padded per batch; rows in input order.
+
+    Args:
+        model: The model; it is put in eval mode for the pass and back in its mode after.
+        features: One mapping per row (`input_ids`, and `token_type_ids` where the model has them): a list
+            of dicts, or a tokenized `datasets.Dataset` holding only those columns.
+        pad: Pads a list of rows to one batch of tensors (`DataCollatorWithPadding`, or
+            `functools.partial(tokenizer.pad, return_tensors="pt")`).
+        batch_size: Rows per forward pass.
+        output: `"logits"` (the model's output logits) or `"pooled"` (`model.pooled_output`, the vectors
+            the head reads).
+        progress: The label of a progress bar over the batches (none when `None`).
+
+    Returns:
+        A float32 CPU tensor `(rows, ...)`, row `i` for `features[i]`.
+
+    Example:
+        >>> pad = functools.partial(tokenizer.pad, return_tensors="pt")  # doctest: +SKIP
+        >>> batched_forward(model, [{"input_ids": [2, 7, 3]}], pad, output="pooled").shape  # doctest: +SKIP
+        torch.Size([1, 32])
+    """
+    if output not in ("logits", "pooled"):
+        raise ValueError(f"`output` must be 'logits' or 'pooled', got {output!r}.")
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
+    lengths = np.array([len(row["input_ids"]) for row in features], dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")  # longest batch first: running out of memory shows at once
     device = next(model.parameters()).device
-    starts = range(0, len(order), batch_size)
-    for start in tqdm(starts, desc="Predicting", unit="batch", disable=not show_progress):
-        chosen = order[start : start + batch_size]
-        batch = tokenizer.pad([features[i] for i in chosen], return_tensors="pt")
-        logits[chosen] = (
-            model(**{key: value.to(device) for key, value in batch.items()}).logits.float().cpu().numpy()
-        )
-    return logits
+    rows: list[torch.Tensor | None] = [None] * len(lengths)
+    was_training = model.training
+    model.eval()
+    try:
+        starts = range(0, len(order), batch_size)
+        for start in tqdm(starts, desc=progress, unit="batch", disable=progress is None):
+            chosen = order[start : start + batch_size].tolist()
+            batch = {key: value.to(device) for key, value in pad([features[i] for i in chosen]).items()}
+            values = model.pooled_output(**batch) if output == "pooled" else model(**batch).logits
+            for i, value in zip(chosen, values.float().cpu()):
+                rows[i] = value
+    finally:
+        model.train(was_training)
+    return torch.stack(rows) if rows else torch.zeros(0)
 
 
 def aggregate_windows(
@@ -255,13 +279,9 @@ def predict_proba(
     )
     if show_progress is None:
         show_progress = len(features) > 10 * batch_size
-    was_training = model.training
-    model.eval()
-    try:
-        logits = _window_logits(model, tokenizer, features, batch_size, show_progress)
-    finally:
-        model.train(was_training)
-    return aggregate_windows(sigmoid(logits.astype(np.float64)), owner, len(texts), plan.aggregate)
+    pad = functools.partial(tokenizer.pad, return_tensors="pt")
+    logits = batched_forward(model, features, pad, batch_size, progress="Predicting" if show_progress else None)
+    return aggregate_windows(sigmoid(logits.double().numpy()), owner, len(texts), plan.aggregate)
 
 
 def probability_loss(probs: np.ndarray, y_true: np.ndarray, config: object) -> float:
@@ -304,6 +324,7 @@ def predict(
 __all__ = [
     "Preprocessing",
     "aggregate_windows",
+    "batched_forward",
     "predict",
     "predict_proba",
     "probability_loss",

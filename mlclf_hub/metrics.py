@@ -63,8 +63,13 @@ def sigmoid(logits: np.ndarray | Sequence[Any]) -> np.ndarray:
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 
 
-def _check_thresholds(thresholds: float | Sequence[float] | np.ndarray, n_labels: int) -> np.ndarray:
-    """Validates `thresholds` and returns them as a float64 scalar array or a `(n_labels,)` array."""
+def check_thresholds(thresholds: float | Sequence[float] | np.ndarray, n_labels: int) -> np.ndarray:
+    """Validates `thresholds` and returns them as a float64 scalar array or a `(n_labels,)` array.
+
+    Example:
+        >>> check_thresholds([0.3, 0.7], 2)
+        array([0.3, 0.7])
+    """
     if isinstance(thresholds, (bool, np.bool_)):
         raise TypeError(
             f"`thresholds` must be a float in [0, 1] or one float per label, got the bool {thresholds}."
@@ -124,12 +129,29 @@ def binarize(
         raise TypeError(f"`probs` must hold numbers, got an array of dtype {p.dtype}.")
     if p.ndim == 0:
         raise ValueError("`probs` must have at least one dimension (the labels), got a scalar.")
-    t = _check_thresholds(thresholds, p.shape[-1])
+    t = check_thresholds(thresholds, p.shape[-1])
     return (p.astype(np.float64, copy=False) >= t).astype(np.int64)
 
 
-def _check_label_names(label_names: Sequence[str] | None, n_labels: int) -> list[str]:
-    """Returns the label names as strings, defaulting to "0", "1", ...; rejects a wrong count or duplicates."""
+def check_label_names(label_names: Sequence[str] | None, n_labels: int) -> list[str]:
+    """Returns the label names as strings, defaulting to "0", "1", ...; rejects a wrong count or duplicates.
+
+    Args:
+        label_names (sequence of `str`, *optional*): One name per label column.
+        n_labels (`int`): How many label columns the arrays have.
+
+    Returns:
+        `list[str]`: The names.
+
+    Raises:
+        ValueError: If the count differs from `n_labels` or a name appears twice.
+        TypeError: If `label_names` is a single string.
+
+    Example:
+
+    >>> check_label_names(None, 2), check_label_names(["a", "b"], 2)
+    (['0', '1'], ['a', 'b'])
+    """
     if label_names is None:
         return [str(i) for i in range(n_labels)]
     if isinstance(label_names, str):
@@ -218,26 +240,61 @@ def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den != 0)
 
 
+def f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """F1 from counts, `2 tp / (2 tp + fp + fn)`, elementwise; 0 where there is nothing to count.
+
+    Args:
+        tp (`np.ndarray` or number): True positives.
+        fp (`np.ndarray` or number): False positives.
+        fn (`np.ndarray` or number): False negatives.
+
+    Returns:
+        `np.ndarray`: float64 F1 of the broadcast shape (scikit-learn's `zero_division=0`).
+
+    Example:
+
+    >>> f1_from_counts(np.array([2, 0]), np.array([1, 0]), np.array([1, 0])).tolist()
+    [0.6666666666666666, 0.0]
+    """
+    return _divide(2 * tp, 2 * tp + fp + fn)
+
+
 def _prf(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Precision, recall and F1 from counts, each 0 when its denominator is 0."""
-    return _divide(tp, tp + fp), _divide(tp, tp + fn), _divide(2 * tp, 2 * tp + fp + fn)
+    return _divide(tp, tp + fp), _divide(tp, tp + fn), f1_from_counts(tp, fp, fn)
 
 
-def _counts(y_true: np.ndarray, y_pred: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """True positives, false positives and false negatives summed along `axis`."""
+def confusion_counts(
+    y_true: np.ndarray, y_pred: np.ndarray, axis: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True positives, false positives and false negatives of 0/1 arrays, summed along `axis`.
+
+    Args:
+        y_true (`np.ndarray`): `(n_samples, n_labels)` int 0/1 targets.
+        y_pred (`np.ndarray`): `(n_samples, n_labels)` int 0/1 predictions.
+        axis (`int`, *optional*, defaults to 0): 0 counts per label, 1 per sample.
+
+    Returns:
+        `tuple[np.ndarray, np.ndarray, np.ndarray]`: `tp`, `fp` and `fn`.
+
+    Example:
+
+    >>> [c.tolist() for c in confusion_counts(np.array([[1, 0], [1, 1]]), np.array([[1, 1], [0, 1]]))]
+    [[1, 1], [0, 1], [1, 0]]
+    """
     tp = np.sum(y_true & y_pred, axis=axis)
     return tp, np.sum(y_pred, axis=axis) - tp, np.sum(y_true, axis=axis) - tp
 
 
 def _prf_averages(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """Precision/recall/F1 with micro, macro, weighted and samples averaging, as scikit-learn computes them."""
-    tp, fp, fn = _counts(y_true, y_pred, axis=0)
+    tp, fp, fn = confusion_counts(y_true, y_pred, axis=0)
     support = tp + fn
     per_label = _prf(tp, fp, fn)
     micro = _prf(tp.sum(), fp.sum(), fn.sum())
     # scikit-learn drops the weights when every label has zero support (the plain mean, which is then 0).
     weights = support if support.sum() > 0 else None
-    samples = _prf(*_counts(y_true, y_pred, axis=1))
+    samples = _prf(*confusion_counts(y_true, y_pred, axis=1))
     out: dict[str, float] = {}
     for i, metric in enumerate(("precision", "recall", "f1")):
         out[f"{metric}_micro"] = float(micro[i])
@@ -373,7 +430,7 @@ def multilabel_metrics(
     (0.8, 0.5, 2)
     """
     t, s = validate_multilabel_inputs(y_true, y_score)
-    names = _check_label_names(label_names, t.shape[1])
+    names = check_label_names(label_names, t.shape[1])
     y_pred = binarize(s, thresholds)
     result: dict[str, Any] = _prf_averages(t, y_pred)
     result["subset_accuracy"] = float(np.mean(np.all(t == y_pred, axis=1)))
@@ -384,7 +441,7 @@ def multilabel_metrics(
         result["roc_auc_macro"] = float(np.nanmean(auc))
     result["num_samples"] = int(t.shape[0])
     if per_label:
-        tp, fp, fn = _counts(t, y_pred, axis=0)
+        tp, fp, fn = confusion_counts(t, y_pred, axis=0)
         precision, recall, f1 = _prf(tp, fp, fn)
         result["per_label"] = {
             name: {
@@ -436,7 +493,7 @@ def make_compute_metrics(
     >>> fn(EvalPrediction(predictions=np.array([[3.0, -2.0]]), label_ids=np.array([[1.0, 0.0]])))["f1_micro"]
     1.0
     """
-    t = _check_thresholds(thresholds, len(thresholds) if np.ndim(thresholds) == 1 else 1)
+    t = check_thresholds(thresholds, len(thresholds) if np.ndim(thresholds) == 1 else 1)
     names = list(label_names) if label_names is not None else None
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:

@@ -28,7 +28,7 @@ from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
 from .inference import Aggregate, aggregate_windows, resolve_preprocessing, tokenize_windows
-from .metrics import _check_thresholds, binarize, sigmoid
+from .metrics import check_thresholds, binarize, sigmoid
 
 logger = logging.get_logger(__name__)
 
@@ -98,7 +98,7 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
         if stride is not None:
             preprocess["stride"] = int(stride)
         if threshold is not None:
-            postprocess["threshold"] = _check_thresholds(threshold, self.model.config.num_labels)
+            postprocess["threshold"] = check_thresholds(threshold, self.model.config.num_labels)
         if return_all_scores is not None:
             postprocess["return_all_scores"] = bool(return_all_scores)
         if top_k is not None:

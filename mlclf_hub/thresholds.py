@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 from transformers.utils import logging
 
-from .metrics import _check_label_names, binarize, multilabel_metrics, validate_multilabel_inputs
+from .metrics import (
+    binarize,
+    check_label_names,
+    confusion_counts,
+    f1_from_counts,
+    multilabel_metrics,
+    validate_multilabel_inputs,
+)
 
 logger = logging.get_logger(__name__)
 
@@ -103,12 +110,6 @@ def _counts_on_grid(y_true: np.ndarray, probs: np.ndarray, grid: np.ndarray) -> 
     return tp, fp, fn
 
 
-def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
-    """F1 from counts, 0 when there is nothing to count (scikit-learn's `zero_division=0`)."""
-    den = 2.0 * tp + fp + fn
-    return np.divide(2.0 * tp, den, out=np.zeros(np.shape(den)), where=den > 0)
-
-
 def _pick(f1: np.ndarray, grid: np.ndarray, anchor: float | np.ndarray) -> np.ndarray:
     """Index of the best F1 along axis 0; ties go to the threshold closest to `anchor`, then the lower one."""
     is_best = f1 >= f1.max(axis=0, keepdims=True) - _TIE_TOLERANCE
@@ -118,7 +119,7 @@ def _pick(f1: np.ndarray, grid: np.ndarray, anchor: float | np.ndarray) -> np.nd
 
 def _best_global_index(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, grid: np.ndarray) -> int:
     """Grid index with the best micro-F1 (counts summed over labels), ties to the one closest to 0.5."""
-    micro = _f1(tp.sum(axis=1), fp.sum(axis=1), fn.sum(axis=1))
+    micro = f1_from_counts(tp.sum(axis=1), fp.sum(axis=1), fn.sum(axis=1))
     return int(_pick(micro, grid, 0.5))
 
 
@@ -126,16 +127,13 @@ def _micro_f1_at(counts: tuple[np.ndarray, ...], index: np.ndarray) -> float:
     """Micro-F1 when label j uses grid index `index[j]`."""
     cols = np.arange(index.size)
     tp, fp, fn = (c[index, cols].sum() for c in counts)
-    return float(_f1(tp, fp, fn))
+    return float(f1_from_counts(tp, fp, fn))
 
 
 def _f1_scores(y_true: np.ndarray, probs: np.ndarray, thresholds: float | np.ndarray) -> tuple[float, float]:
     """Micro- and macro-F1 of `binarize(probs, thresholds)`."""
-    y_pred = binarize(probs, thresholds)
-    tp = (y_true & y_pred).sum(axis=0)
-    fp = y_pred.sum(axis=0) - tp
-    fn = y_true.sum(axis=0) - tp
-    return float(_f1(tp.sum(), fp.sum(), fn.sum())), float(np.mean(_f1(tp, fp, fn)))
+    tp, fp, fn = confusion_counts(y_true, binarize(probs, thresholds), axis=0)
+    return float(f1_from_counts(tp.sum(), fp.sum(), fn.sum())), float(np.mean(f1_from_counts(tp, fp, fn)))
 
 
 def tune_global_threshold(
@@ -166,7 +164,7 @@ def tune_global_threshold(
     g = _check_grid(grid)
     tp, fp, fn = _counts_on_grid(t, p, g)
     best = _best_global_index(tp, fp, fn, g)
-    return float(g[best]), float(_f1(tp[best].sum(), fp[best].sum(), fn[best].sum()))
+    return float(g[best]), float(f1_from_counts(tp[best].sum(), fp[best].sum(), fn[best].sum()))
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -188,7 +186,7 @@ def _fold_statistics(
         train = np.setdiff1d(permutation, held_out)
         train_counts = _counts_on_grid(y_true[train], probs[train], grid)
         global_index = _best_global_index(*train_counts, grid)
-        label_index = _pick(_f1(*train_counts), grid, grid[global_index])
+        label_index = _pick(f1_from_counts(*train_counts), grid, grid[global_index])
         folds.append(
             {
                 "global_index": global_index,
@@ -208,10 +206,10 @@ def _heldout_gains(folds: list[dict[str, Any]], n_labels: int) -> tuple[np.ndarr
         g, idx = fold["global_index"], fold["label_index"]
         at_global = [c[g] for c in fold["test_counts"]]
         at_label = [c[idx, cols] for c in fold["test_counts"]]
-        label_gain += _f1(*at_label) - _f1(*at_global)
+        label_gain += f1_from_counts(*at_label) - f1_from_counts(*at_global)
         totals = [a.sum() for a in at_global]
         moved_totals = [total - a + b for total, a, b in zip(totals, at_global, at_label)]
-        micro_gain += _f1(*moved_totals) - _f1(*totals)
+        micro_gain += f1_from_counts(*moved_totals) - f1_from_counts(*totals)
     return label_gain / len(folds), micro_gain / len(folds)
 
 
@@ -282,7 +280,7 @@ def tune_thresholds(
     """
     t, p = validate_multilabel_inputs(y_true, probs)
     n_samples, n_labels = t.shape
-    names = _check_label_names(label_names, n_labels) if label_names is not None else None
+    names = check_label_names(label_names, n_labels) if label_names is not None else None
     g = _check_grid(grid)
     min_positives = _check_int("min_positives", min_positives, 0)
     n_folds = _check_int("n_folds", n_folds, 2)
@@ -306,7 +304,7 @@ def tune_thresholds(
         move[:] = False
         heldout_per_label = heldout_global
 
-    best_per_label = g[_pick(_f1(*counts), g, global_threshold)]
+    best_per_label = g[_pick(f1_from_counts(*counts), g, global_threshold)]
     thresholds = np.where(move, best_per_label, global_threshold)
     moved_cols = np.flatnonzero(thresholds != global_threshold)
     moved: list[str | int] = (
@@ -440,7 +438,7 @@ def cross_fitted_metrics(
     (True, 200)
     """
     t, p = validate_multilabel_inputs(y_true, probs)
-    names = _check_label_names(label_names, t.shape[1]) if label_names is not None else None
+    names = check_label_names(label_names, t.shape[1]) if label_names is not None else None
     predictions = cross_fitted_predictions(t, p, label_names=names, seed=seed, **tune_kwargs)
     metrics = multilabel_metrics(
         t, predictions.astype(np.float64), thresholds=0.5, label_names=names, per_label=per_label
@@ -454,16 +452,17 @@ def cross_fitted_metrics(
 
 
 def heldout_metrics(
-    y_true: np.ndarray | Sequence[Any],
-    probs: np.ndarray | Sequence[Any],
-    label_names: Sequence[str] | None = None,
-    seed: int = 0,
-    per_label: bool = False,
-    **tune_kwargs: Any,
+    y_true: np.ndarray | Sequence[Any], probs: np.ndarray | Sequence[Any], **kwargs: Any
 ) -> tuple[dict[str, Any] | None, str | None]:
-    """`cross_fitted_metrics`, or `(None, why)` when the rows are too few to cut in two halves.
+    """`cross_fitted_metrics(y_true, probs, **kwargs)`, or `(None, why)` when the rows are too few to cut in two
+    halves.
 
     What `train()`, the facade and the model card report as the held-out figures of tuned thresholds.
+
+    Args:
+        y_true, probs: As for `cross_fitted_metrics`.
+        **kwargs: The keyword arguments of `cross_fitted_metrics` (`label_names`, `seed`, `per_label`, and
+            those of `tune_thresholds`, `n_folds` included).
 
     Example:
 
@@ -471,13 +470,11 @@ def heldout_metrics(
     (None, 'the validation split has 4 rows, too few to cut in two halves of 3 (cross-fitting needs 6)')
     """
     rows = len(y_true)
-    folds = tune_kwargs.get("n_folds", 3)
+    folds = kwargs.get("n_folds", 3)
     if rows < min_cross_fit_rows(folds):
         why = (
             f"the validation split has {rows} rows, too few to cut in two halves of {folds} "
             f"(cross-fitting needs {min_cross_fit_rows(folds)})"
         )
         return None, why
-    return cross_fitted_metrics(
-        y_true, probs, label_names, seed=seed, per_label=per_label, **tune_kwargs
-    ), None
+    return cross_fitted_metrics(y_true, probs, **kwargs), None

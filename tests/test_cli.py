@@ -5,12 +5,12 @@ import logging as std_logging
 
 import numpy as np
 import pytest
-from transformers import AutoModel
+from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging
 
 from mlclf_hub import AutoModelForMultiLabel, cli
 from mlclf_hub.cli import _setup_logging, main
-from mlclf_hub.inference import predict_proba
+from mlclf_hub.inference import predict, predict_proba, probability_loss
 from mlclf_hub.metrics import multilabel_metrics
 from mlclf_hub.saving import save_model
 from tests.tiny_models import tiny_backbone_config, tiny_model, tiny_tokenizer
@@ -32,11 +32,51 @@ def write_jsonl(path, rows):
     return path
 
 
+def run_cli(capsys, argv: list[str]) -> str:
+    """Run `main(argv)`, require exit code 0 and return what it printed on stdout."""
+    capsys.readouterr()
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return captured.out
+
+
+def parse_metric_tables(printed: str) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """The `| metric | value |` rows and the per-label `| name | precision | recall | f1 | support |` rows."""
+    overall, per_label = {}, {}
+    for line in printed.splitlines():
+        if not line.startswith("| ") or line.startswith(("| metric |", "| label (top", "| ---")):
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 2:
+            overall[cells[0]] = float(cells[1])
+        else:
+            assert len(cells) == 5, line
+            per_label[cells[0]] = [float(cell) for cell in cells[1:]]
+    return overall, per_label
+
+
+def assert_printed_metrics_are(printed: str, expected: dict) -> None:
+    """Each printed figure is `expected`'s (`multilabel_metrics(..., per_label=True)`) to its digits."""
+    overall, per_label = parse_metric_tables(printed)
+    assert {"f1_micro", "f1_macro", "precision_micro", "recall_micro", "lrap", "hamming_loss"} <= set(overall)
+    for key, value in overall.items():
+        assert value == pytest.approx(expected[key], abs=5e-5), key
+    assert set(per_label) == set(expected["per_label"])
+    for name, (precision, recall, f1, support) in per_label.items():
+        want = expected["per_label"][name]
+        wanted = [want["precision"], want["recall"], want["f1"]]
+        assert [precision, recall, f1] == pytest.approx(wanted, abs=5e-4), name
+        assert support == want["support"], name
+
+
 def test_train_predict_evaluate(tmp_path, encoder_dir, capsys):
     train_file = write_jsonl(tmp_path / "train.jsonl", keyword_rows(80, 1))
-    val_file = write_jsonl(tmp_path / "val.jsonl", keyword_rows(30, 2))
+    val_rows = keyword_rows(30, 2)
+    val_file = write_jsonl(tmp_path / "val.jsonl", val_rows)
     out = tmp_path / "model"
-    code = main(
+    printed = run_cli(
+        capsys,
         [
             "train",
             "--model_name_or_path",
@@ -58,23 +98,53 @@ def test_train_predict_evaluate(tmp_path, encoder_dir, capsys):
             "no",
             "--threshold_min_positives",
             "5",
-        ]
+        ],
     )
-    printed = capsys.readouterr().out
-    assert code == 0
-    assert "| f1_micro |" in printed and "Thresholds: global" in printed
     model = AutoModelForMultiLabel.from_pretrained(out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
     assert sorted(model.config.labels) == sorted(LABELS)
+    names = model.config.labels
+    # train prints the saved model's in-sample metrics: those of its validation scores at its saved thresholds
+    y_true = np.array([[int(name in labels) for name in names] for _, labels in val_rows])
+    val_probs = predict_proba(model, tokenizer, [text for text, _ in val_rows])
+    in_sample = multilabel_metrics(y_true, val_probs, model.config.thresholds, names, per_label=True)
+    in_sample["eval_loss"] = probability_loss(val_probs, y_true, model.config)
+    assert "Thresholds: global" in printed
+    assert f"-> {in_sample['f1_micro']:.4f} at the tuned thresholds" in printed
+    assert_printed_metrics_are(printed.split("In-sample metrics at the tuned thresholds:")[1], in_sample)
 
-    texts = tmp_path / "texts.txt"
-    texts.write_text("team won the game\nvote law\n")
-    assert main(["predict", "--model", str(out), "--input", str(texts), "--threshold", "0.0"]) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [line["text"] for line in lines] == ["team won the game", "vote law"]
-    assert all(sorted(line["labels"]) == sorted(LABELS) for line in lines)  # threshold 0: every label
+    texts = ["team won the game", "vote law", "new code for the old phone chip", "a"]
+    texts_file = tmp_path / "texts.txt"
+    texts_file.write_text("\n".join(texts) + "\n")
+    probs = predict_proba(model, tokenizer, texts)
 
-    assert main(["evaluate", "--model", str(out), "--input", str(val_file)]) == 0
-    assert "| lrap |" in capsys.readouterr().out
+    def check_predictions(printed: str, thresholds) -> list[list[str]]:
+        lines = [json.loads(line) for line in printed.splitlines()]
+        assert [line["text"] for line in lines] == texts
+        wanted = predict(model, tokenizer, texts, thresholds=thresholds)
+        assert [line["labels"] for line in lines] == wanted
+        for line, row in zip(lines, probs):  # a score for each chosen label, that label's probability
+            assert line["scores"] == pytest.approx({n: row[names.index(n)] for n in line["labels"]}, abs=5e-5)
+        return wanted
+
+    # default: the saved (tuned) thresholds
+    predict_argv = ["predict", "--model", str(out), "--input", str(texts_file)]
+    saved = check_predictions(run_cli(capsys, predict_argv), None)
+    assert saved == [[n for n, p, t in zip(names, row, model.config.thresholds) if p >= t] for row in probs]
+    # one threshold between two of the first text's scores: some labels in, some out
+    low, high = np.sort(probs[0])[:2]
+    assert high > low  # distinct scores, so a threshold can fall between them
+    between = float((low + high) / 2)
+    cut = check_predictions(run_cli(capsys, [*predict_argv, "--threshold", str(between)]), between)
+    assert names[int(np.argmin(probs[0]))] not in cut[0] and len(cut[0]) == len(names) - 1
+    assert cut == [[n for n, p in zip(names, row) if p >= between] for row in probs]
+
+    # evaluate: the printed tables are `multilabel_metrics` of the same rows (saved thresholds or --threshold)
+    for extra, thresholds in (([], model.config.thresholds), (["--threshold", "0.9"], 0.9)):
+        printed = run_cli(capsys, ["evaluate", "--model", str(out), "--input", str(val_file), *extra])
+        expected = multilabel_metrics(y_true, val_probs, thresholds, names, per_label=True)
+        assert_printed_metrics_are(printed, expected)
+    assert [m["support"] for m in expected["per_label"].values()] == y_true.sum(axis=0).tolist()
 
 
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, encoder_dir, capsys):

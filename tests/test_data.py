@@ -492,3 +492,152 @@ def test_sample_tokenizes(tiny_tokenizer):
     labels = encoded.with_format("numpy")["labels"][:]
     assert labels.shape == (1000, 131) and labels.dtype == np.float32
     assert 2.0 < labels.sum(axis=1).mean() < 5.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Each split is validated once: what to_rows returns is recognised, not checked again
+# ---------------------------------------------------------------------------------------------
+
+
+def _count_text_checks(monkeypatch) -> list[str]:
+    """Patch the check every text cell goes through; the list gets the split of each call."""
+    calls: list[str] = []
+    check = data._check_text
+
+    def counting(value, split, row, column):
+        calls.append(split)
+        return check(value, split, row, column)
+
+    monkeypatch.setattr(data, "_check_text", counting)
+    return calls
+
+
+def _unrecognised(rows: datasets.Dataset) -> datasets.Dataset:
+    """The same rows, features and order as a `to_rows` output, built anew: validated as raw input."""
+    return datasets.Dataset.from_dict(rows.to_dict(), features=rows.features)
+
+
+def test_to_rows_output_is_validated_once(monkeypatch, space, tiny_tokenizer):
+    calls = _count_text_checks(monkeypatch)
+    train_rows = to_rows(list(zip(TEXTS, LABEL_NAMES)))  # what train() does with each split
+    eval_rows = to_rows(GOOD, split="validation")
+    assert calls == ["train"] * 3 + ["validation"] * 2
+    assert infer_label_space(train_rows, eval_rows) == space
+    train_set = to_dataset(train_rows, tiny_tokenizer, space)
+    to_dataset(eval_rows, tiny_tokenizer, space, split="validation")
+    to_rows(train_rows)
+    subsets = [
+        train_rows.select([2, 0]),
+        train_rows.shuffle(seed=0),
+        train_rows.filter(lambda row: row["labels"]),
+    ]
+    subsets += list(train_rows.train_test_split(test_size=1, seed=0).values())
+    for subset in subsets:  # row subsets stay recognised
+        to_dataset(subset, tiny_tokenizer, space, max_length=6, window_stride=1)
+    assert calls == ["train"] * 3 + ["validation"] * 2  # no text checked twice
+    assert train_set.to_dict() == to_dataset(_unrecognised(train_rows), tiny_tokenizer, space).to_dict()
+    assert len(calls) == 8  # the rebuilt rows were checked
+
+
+def test_changed_rows_are_validated_again(monkeypatch, space, tiny_tokenizer):
+    rows = to_rows(list(zip(TEXTS, LABEL_NAMES)))
+    calls = _count_text_checks(monkeypatch)
+    to_dataset(rows.map(lambda row: row), tiny_tokenizer, space)  # a map writes new data: checked again
+    assert calls == ["train"] * 3
+    blank = rows.map(lambda row: {"text": " "})
+    for call in (to_rows, infer_label_space, lambda rows: to_dataset(rows, tiny_tokenizer, space)):
+        with pytest.raises(
+            ValueError, match=r"row 0 of the train split, column 'text': empty or whitespace-only text"
+        ):
+            call(blank)
+    tags = rows.rename_column("labels", "tags")
+    encoded = to_dataset(tags, tiny_tokenizer, space, label_column="tags")
+    assert encoded.with_format("numpy")["labels"][:].tolist() == VECTORS
+
+
+PAIRS = [(text, "a game", labels) for text, labels in zip(TEXTS, LABEL_NAMES)]
+SAME_AS_RAW = {
+    "names": (list(zip(TEXTS, LABEL_NAMES)), {"keep_text": True}),
+    "vectors": (list(zip(TEXTS, VECTORS)), {}),
+    "pairs": (PAIRS, {"text_pair_column": "text_pair"}),
+    "pairs, pair column not asked for": (PAIRS, {}),
+    "windows": (list(zip(TEXTS, LABEL_NAMES)), {"max_length": 5, "window_stride": 1, "keep_text": True}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SAME_AS_RAW))
+def test_to_rows_output_encodes_as_raw_rows_do(case, space, tiny_tokenizer):
+    source, kwargs = SAME_AS_RAW[case]
+    rows = to_rows(source)
+    assert (
+        data._validated_label_kind(rows) is not None
+        and data._validated_label_kind(_unrecognised(rows)) is None
+    )
+    expected = to_dataset(_unrecognised(rows), tiny_tokenizer, space, **kwargs)
+    assert to_dataset(rows, tiny_tokenizer, space, **kwargs).to_dict() == expected.to_dict()
+
+
+REJECTED_ALIKE = {
+    "unknown label": lambda rows, tok: to_dataset(rows, tok, LabelSpace(["games", "politics"]), split="test"),
+    "other column names": lambda rows, tok: to_dataset(rows, tok, LabelSpace(NAMES), label_column="tags"),
+    "no label space": lambda rows, tok: to_dataset(rows, tok, None),
+    "labels required": lambda rows, tok: to_dataset(rows.remove_columns("labels"), tok, LabelSpace(NAMES)),
+    "vectors carry no names": lambda rows, tok: infer_label_space(rows.select([1, 0])),
+    "no rows": lambda rows, tok: to_dataset(rows.select([]), tok, LabelSpace(NAMES)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REJECTED_ALIKE))
+def test_to_rows_output_is_rejected_as_raw_rows_are(case, tiny_tokenizer):
+    source = list(zip(TEXTS, VECTORS)) if case == "vectors carry no names" else list(zip(TEXTS, LABEL_NAMES))
+    rows = to_rows(source)
+    errors = []
+    for candidate in (rows, _unrecognised(rows)):
+        with pytest.raises((ValueError, TypeError)) as info:
+            REJECTED_ALIKE[case](candidate, tiny_tokenizer)
+        errors.append((type(info.value), str(info.value)))
+    assert errors[0] == errors[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# One windowing helper: the tokenizer says how many tokens of a window are special
+# ---------------------------------------------------------------------------------------------
+
+
+def _sep_only_tokenizer():
+    """A word-level tokenizer over the tiny vocabulary that adds one special token per text (``... [SEP]``)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    from tests.tiny_models import WORDS
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    backend = Tokenizer(models.WordLevel({word: i for i, word in enumerate(vocab)}, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.post_processor = processors.TemplateProcessing(
+        single="$A [SEP]", pair="$A [SEP] $B:1 [SEP]:1", special_tokens=[("[SEP]", 3)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", sep_token="[SEP]"
+    )
+
+
+def test_training_and_prediction_windows_share_the_tokenizers_stride_bound(space, tiny_tokenizer):
+    from mlclf_hub.inference import tokenize_windows
+    from tests.tiny_models import WORDS
+
+    text = " ".join(WORDS)  # 13 one-token words
+    sep_only = _sep_only_tokenizer()
+    assert sep_only.num_special_tokens_to_add(pair=False) == 1
+    for tokenizer, text_tokens in ((sep_only, 9), (tiny_tokenizer, 8)):  # windows of 10 tokens
+        widest = text_tokens - 1  # neighbours share at most all but one text token
+        training = to_dataset([(text, ["sports"])], tokenizer, space, max_length=10, window_stride=widest)
+        windows, owner = tokenize_windows(tokenizer, [text], 10, stride=widest, sliding_window=True)
+        assert training["input_ids"] == [window["input_ids"] for window in windows]
+        assert len(windows) == 13 - text_tokens + 1 and owner.tolist() == [0] * len(windows)
+        with pytest.raises(
+            ValueError, match=rf"`window_stride` must be an int >= 0 and under the {text_tokens}"
+        ):
+            to_dataset([(text, ["sports"])], tokenizer, space, max_length=10, window_stride=text_tokens)
+        with pytest.raises(ValueError, match=rf"`stride` .* must be in \[0, {widest}\], got {text_tokens}"):
+            tokenize_windows(tokenizer, [text], 10, stride=text_tokens, sliding_window=True)

@@ -234,9 +234,93 @@ Label ranking average precision, ROC AUC and the loss read the scores, not the t
 )
 
 
+def card_table(text: str, heading: str) -> tuple[list[str], list[list[str]]]:
+    """The header and the rows (cells stripped) of the first markdown table under `heading` in the card."""
+    lines = text[text.index(f"\n{heading}\n") + len(heading) + 2 :].splitlines()
+    table = []
+    for line in lines:
+        if line.startswith("|"):
+            table.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        elif table or line.startswith("#"):
+            break
+    assert len(table) >= 2 and set("".join(table[1])) <= set(":-"), f"no table under {heading!r}"
+    return table[0], table[2:]
+
+
 def test_card_matches_the_pattern(trained):
     text = (Path(trained.output_dir) / "README.md").read_text()
-    assert CARD_PATTERN.fullmatch(text), text
+    assert CARD_PATTERN.fullmatch(text), text  # the structure: sections, order, wording
+
+
+def assert_card_reports(readme: Path, config, metrics: dict, heldout: dict, rows: list) -> None:
+    """The card's tables and model-index, cell by cell, against the model's `config`, the in-sample `metrics`,
+    the `heldout` ones (both `multilabel_metrics(..., per_label=True)`, `metrics` with `eval_loss`) and the
+    validation `rows` (`(text, label names)`)."""
+    text = readme.read_text()
+    names = [config.id2label[i] for i in range(config.num_labels)]
+
+    # labels and thresholds: the model's labels, in id order, with its thresholds
+    header, table = card_table(text, "### Labels and thresholds")
+    assert header == ["Label", "Threshold"]
+    assert table == [[f"`{name}`", format_metric(t)] for name, t in zip(names, config.thresholds)]
+
+    # evaluation results: held out, then in-sample, each metric's own figure; the loss reads no threshold
+    header, table = card_table(text, "## Evaluation results")
+    assert header == ["Metric", "Held out (cross-fitted)", "In-sample (tuned)"]
+    loss = format_metric(metrics["eval_loss"])
+    assert table == [
+        *(
+            [name, format_metric(heldout[key]), format_metric(metrics[key])]
+            for key, name, _, _ in CARD_METRICS
+        ),
+        ["Validation loss", loss, loss],
+    ]
+
+    # the model-index: the held-out figures, one per card metric
+    results = ModelCard.load(readme).data.eval_results
+    assert {result.metric_name: result.metric_value for result in results} == {
+        name if key in ("lrap", "roc_auc_macro") else f"{name}, cross-fitted": round(heldout[key], 4)
+        for key, name, _, _ in CARD_METRICS
+    }
+
+    # per label: each label's figures, and supports that count the validation rows' positives
+    header, table = card_table(text, "### Per label")
+    assert header[0] == "Label" and header[-1] == "Support"
+    assert [row[0] for row in table] == [f"`{name}`" for name in names]
+    for row, name, threshold in zip(table, names, config.thresholds):
+        m, h = metrics["per_label"][name], heldout["per_label"][name]
+        values = [threshold, m["precision"], m["recall"], m["f1"], h["f1"], m["support"]]
+        assert row[1:] == [format_metric(v) for v in values], name
+    positives = {name: sum(name in labels for _, labels in rows) for name in names}
+    assert {name: int(row[-1]) for name, row in zip(names, table)} == positives
+    assert sum(int(row[-1]) for row in table) == sum(len(labels) for _, labels in rows)
+
+
+def test_card_tables_hold_the_models_labels_and_the_measured_metrics(trained):
+    readme = Path(trained.output_dir) / "README.md"
+    saved = AutoModelForMultiLabel.from_pretrained(trained.output_dir).config
+    validation_rows = keyword_rows(40, seed=2)  # the `trained` fixture's validation rows
+    assert_card_reports(readme, saved, trained.eval_metrics, trained.heldout_metrics, validation_rows)
+    assert {r.dataset_name for r in ModelCard.load(readme).data.eval_results} == {"keyword topics"}
+
+
+def test_card_puts_each_figure_in_its_own_cell(tmp_path):
+    """Held-out and in-sample figures, and each label's threshold, differ here: a swap shows."""
+    rng = np.random.default_rng(0)
+    rows = keyword_rows(40, seed=2)
+    y_true = np.array([[int(name in labels) for name in LABELS] for _, labels in rows])
+    probs = np.clip(0.6 * y_true + 0.5 * rng.random(y_true.shape), 0, 1)
+    model = tiny_model(labels=LABELS, thresholds=[0.45, 0.6, 0.75])
+    metrics = multilabel_metrics(y_true, probs, model.config.thresholds, LABELS, per_label=True)
+    heldout = multilabel_metrics(y_true, probs, [0.7, 0.4, 0.55], LABELS, per_label=True)
+    threshold_keys = [key for key, *_ in CARD_METRICS if key not in ("lrap", "roc_auc_macro")]
+    assert all(metrics[key] != heldout[key] for key in threshold_keys)  # the columns can be told apart
+    card_data = MultiLabelModelCardData(dataset_name="keyword topics")
+    card_data.set_eval_metrics({**metrics, "eval_loss": 0.25}, model.config.thresholds, tuned=True)
+    card_data.set_heldout_metrics(heldout)
+    readme = tmp_path / "README.md"
+    readme.write_text(str(generate_model_card(model, card_data)), encoding="utf-8")
+    assert_card_reports(readme, model.config, {**metrics, "eval_loss": 0.25}, heldout, rows)
 
 
 def test_card_without_training_comments_unknown_facts():

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mlclf_hub.inference import predict, predict_proba
-from tests.tiny_models import tiny_model, tiny_tokenizer
+from tests.tiny_models import WORDS, keyword_model, tiny_model, tiny_tokenizer
 
 TEXTS = [
     "the team won",
@@ -38,28 +38,32 @@ def test_model_mode_is_restored_and_empty_input():
     assert predict_proba(model, tokenizer, []).shape == (0, 3)
 
 
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
 def test_sliding_window_reads_past_max_length():
-    torch.manual_seed(
-        0
-    )  # a fixed random model: whether the last window changes the max depends on its weights
-    model, tokenizer = tiny_model(pooling="max"), tiny_tokenizer()
+    # 43 one-token words; windows of 16 tokens hold 14 words and share 4: they start at words 0, 10, 20, 30
+    words = (WORDS * 4)[:43]
+    window_texts = [" ".join(words[start : start + 14]) for start in (0, 10, 20, 30)]
+    options = {"max_length": 16, "sliding_window": True, "stride": 4}
+    model, tokenizer = tiny_model(pooling="max"), tiny_tokenizer()  # any weights: compared window by window
+    per_window = predict_proba(model, tokenizer, window_texts, max_length=16)
+    got_max = predict_proba(model, tokenizer, [" ".join(words)], **options)
+    got_mean = predict_proba(model, tokenizer, [" ".join(words)], **options, aggregate="mean")
+    np.testing.assert_allclose(got_max[0], per_window.max(0), atol=1e-5)
+    np.testing.assert_allclose(got_mean[0], per_window.mean(0), atol=1e-5)
+
+    # a model whose logit is +2 when the label's keyword is present and -2 otherwise: "vote" is word 40
+    model = keyword_model(keywords=("game", "vote", "chip"), logit=2.0)
     long_text = " ".join(["the"] * 40 + ["vote", "law", "party"])
+    low, high = sigmoid(-2.0), sigmoid(2.0)
     truncated = predict_proba(model, tokenizer, [long_text], max_length=16)
-    windows = tokenizer([long_text], truncation=True, max_length=16, stride=4, return_overflowing_tokens=True)
-    assert len(windows["input_ids"]) > 3
-    per_window = np.stack([one_by_one_ids(model, ids) for ids in windows["input_ids"]])
-    got_max = predict_proba(model, tokenizer, [long_text], max_length=16, sliding_window=True, stride=4)
-    got_mean = predict_proba(
-        model, tokenizer, [long_text], max_length=16, sliding_window=True, stride=4, aggregate="mean"
-    )
-    assert np.allclose(got_max[0], per_window.max(0), atol=1e-5)
-    assert np.allclose(got_mean[0], per_window.mean(0), atol=1e-5)
-    assert not np.allclose(got_max, truncated)  # the end of the text was read
-
-
-def one_by_one_ids(model, ids):
-    with torch.no_grad():
-        return torch.sigmoid(model(input_ids=torch.tensor([ids])).logits)[0].double().numpy()
+    np.testing.assert_allclose(truncated[0], [low, low, low], atol=1e-6)  # the first 14 words have no keyword
+    got_max = predict_proba(model, tokenizer, [long_text], **options)
+    np.testing.assert_allclose(got_max[0], [low, high, low], atol=1e-6)  # the last window read "vote"
+    got_mean = predict_proba(model, tokenizer, [long_text], **options, aggregate="mean")
+    np.testing.assert_allclose(got_mean[0], [low, (high + 3 * low) / 4, low], atol=1e-6)  # 1 window of 4
 
 
 def test_sliding_window_mixes_short_and_long_texts():
@@ -68,6 +72,9 @@ def test_sliding_window_mixes_short_and_long_texts():
     probs = predict_proba(model, tokenizer, texts, max_length=12, sliding_window=True)
     assert probs.shape == (3, 3)
     assert np.allclose(probs[[0, 2]], one_by_one(model, tokenizer, ["vote", "chip"]), atol=1e-5)
+    # 50 words, windows of 10 sharing 3 (12 // 4): six of "game" x 10 from words 0, 7, ..., 35, then x 8 from 42
+    windows = one_by_one(model, tokenizer, [" ".join(["game"] * 10), " ".join(["game"] * 8)])
+    np.testing.assert_allclose(probs[1], windows.max(0), atol=1e-5)
 
 
 def test_predict_uses_config_thresholds_unless_given():

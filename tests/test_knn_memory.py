@@ -13,10 +13,12 @@ from transformers import AutoModelForSequenceClassification, DataCollatorWithPad
 
 from mlclf_hub import AutoModelForMultiLabel, MultiLabelConfig, predict_proba, push_to_hub, tune_thresholds
 from mlclf_hub.data import LabelSpace, to_dataset
+from mlclf_hub.fitting import build_knn_memory
 from mlclf_hub.metrics import multilabel_metrics
 from mlclf_hub.modeling_multilabel import knn_label_logits
 from mlclf_hub.thresholds import cross_fitted_metrics
-from mlclf_hub.trainer import MultiLabelTrainingArguments, build_knn_memory, train
+from mlclf_hub.trainer import train
+from mlclf_hub.training_args import MultiLabelTrainingArguments
 from tests.test_auto import _logits, remote_code_logits
 from tests.tiny_models import tiny_backbone_config, tiny_model, tiny_tokenizer
 from tests.train_script import LABELS, keyword_rows, tiny_training_args, train_tiny
@@ -148,15 +150,22 @@ def test_train_stores_the_training_rows_and_evaluates_without_a_stale_memory(tmp
     assert second.model.config.knn_memory_size == 16
 
 
-def test_no_memory_when_knn_neighbors_is_zero_and_a_capped_one_beyond_knn_max_rows(tmp_path):
-    args = tiny_training_args(str(tmp_path / "a"), num_train_epochs=1, knn_neighbors=0)
-    result = train_tiny(keyword_rows(16, seed=1), keyword_rows(8, seed=2), args=args, save=False)
-    assert result.model.config.knn_memory_size == 0
+def test_no_memory_at_knn_weight_or_knn_max_rows_zero_and_a_capped_one_beyond_knn_max_rows(tmp_path):
+    for off in ({"knn_weight": 0.0}, {"knn_max_rows": 0}):
+        args = tiny_training_args(str(tmp_path / "a"), num_train_epochs=1, **off)
+        result = train_tiny(keyword_rows(16, seed=1), keyword_rows(8, seed=2), args=args, save=False)
+        assert result.model.config.knn_memory_size == 0, off
+        assert result.model.knn_keys.shape[0] == 0, off
     args = tiny_training_args(str(tmp_path / "b"), num_train_epochs=1, knn_max_rows=10)
     result = train_tiny(keyword_rows(16, seed=1), keyword_rows(8, seed=2), args=args, save=False)
     assert result.model.config.knn_memory_size == 10
-    with pytest.raises(ValueError, match="`knn_neighbors`, `knn_max_rows`, `knn_weight` and"):
+    with pytest.raises(ValueError, match="`knn_max_rows`, `knn_weight` and `knn_temperature` must be >= 0"):
         tiny_training_args(str(tmp_path / "c"), knn_weight=-1.0)
+    # `knn_neighbors` means what it means in the config: neighbours looked up, at least one
+    with pytest.raises(ValueError, match="`knn_neighbors` must be >= 1, got 0; knn_weight=0 turns the"):
+        tiny_training_args(str(tmp_path / "c"), knn_neighbors=0)
+    with pytest.raises(ValueError, match="`knn_neighbors` must be an int >= 1"):
+        MultiLabelConfig(backbone_config=tiny_backbone_config("bert"), id2label={0: "a"}, knn_neighbors=0)
 
 
 def test_encoding_for_the_probe_the_memory_and_the_lexical_fit_shows_progress_unless_disabled(
@@ -288,14 +297,14 @@ def test_build_knn_memory_keeps_a_seeded_random_subset_beyond_max_rows_and_warns
     dataset = to_dataset(rows, tokenizer, LabelSpace(LABELS), max_length=32)
     collator = DataCollatorWithPadding(tokenizer)
     model = tiny_model(labels=LABELS, pooling="mean")
-    with caplog.at_level(logging.WARNING, logger="mlclf_hub.trainer"):
+    with caplog.at_level(logging.WARNING, logger="mlclf_hub.fitting"):
         build_knn_memory(model, dataset, collator, max_rows=12, seed=5)
     assert "keeps a random 12 of the 30 training rows (knn_max_rows=12;" in caplog.text
     assert model.config.knn_memory_size == 12 and model.knn_keys.dtype == torch.float16
     kept = dataset.shuffle(seed=5).select(range(12))
     assert np.array_equal(model.knn_values.numpy(), np.asarray(kept.with_format("numpy")["labels"][:]) > 0.5)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="mlclf_hub.trainer"):
+    with caplog.at_level(logging.WARNING, logger="mlclf_hub.fitting"):
         build_knn_memory(model, dataset, collator, max_rows=30, key_dtype="float32")
     assert "keeps a random" not in caplog.text
     assert model.config.knn_memory_size == 30 and model.knn_keys.dtype == torch.float32

@@ -10,8 +10,8 @@ from sklearn.linear_model import LogisticRegression
 from transformers import TrainerCallback
 
 from mlclf_hub import AutoModelForMultiLabel, MultiLabelConfig
+from mlclf_hub.fitting import fit_linear_probe, lexical_bags, lexical_vocabulary
 from mlclf_hub.modeling_multilabel import lexical_features
-from mlclf_hub.trainer import fit_linear_probe, lexical_bags, lexical_vocabulary
 from tests.tiny_models import tiny_backbone_config, tiny_model, tiny_tokenizer
 from tests.train_script import keyword_rows, tiny_training_args, train_tiny
 

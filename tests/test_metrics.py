@@ -13,6 +13,8 @@ from transformers import EvalPrediction
 from mlclf_hub.metrics import (
     EVALUATE_SCRIPT_PATH,
     binarize,
+    confusion_counts,
+    f1_from_counts,
     label_ranking_average_precision,
     load_metric,
     make_compute_metrics,
@@ -353,3 +355,42 @@ def test_evaluate_module_gives_the_same_numbers(offline_metric) -> None:
         "per_label"
     ]
     assert list(per_label) == names
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_f1_from_counts_matches_sklearn_per_label_micro_and_per_sample(case: str) -> None:
+    y, scores = CASES[case]
+    y_pred = binarize(scores, 0.5)
+    per_label = confusion_counts(y, y_pred, axis=0)
+    matrix = skm.multilabel_confusion_matrix(y, y_pred)  # per label [[tn, fp], [fn, tp]]
+    assert [c.tolist() for c in per_label] == [
+        matrix[:, 1, 1].tolist(),
+        matrix[:, 0, 1].tolist(),
+        matrix[:, 1, 0].tolist(),
+    ]
+    np.testing.assert_allclose(
+        f1_from_counts(*per_label), skm.f1_score(y, y_pred, average=None, zero_division=0), atol=1e-12
+    )
+    micro = f1_from_counts(*(c.sum() for c in per_label))
+    assert micro.shape == () and float(micro) == pytest.approx(
+        skm.f1_score(y, y_pred, average="micro", zero_division=0), abs=1e-12
+    )
+    per_sample = f1_from_counts(*confusion_counts(y, y_pred, axis=1))
+    assert float(per_sample.mean()) == pytest.approx(
+        skm.f1_score(y, y_pred, average="samples", zero_division=0), abs=1e-12
+    )
+
+
+def test_f1_from_counts_is_zero_where_nothing_is_counted() -> None:
+    assert f1_from_counts(np.array([0, 0, 3]), np.array([0, 2, 0]), np.array([0, 0, 1])).tolist() == [
+        0.0,
+        0.0,
+        6 / 7,
+    ]
+    assert float(f1_from_counts(0, 0, 0)) == 0.0
+
+
+def test_threshold_tuning_scores_f1_with_the_same_function() -> None:
+    from mlclf_hub import thresholds
+
+    assert thresholds.f1_from_counts is f1_from_counts and not hasattr(thresholds, "_f1")

@@ -18,7 +18,7 @@ import mlclf_hub
 from mlclf_hub.inference import predict_proba
 from mlclf_hub.pipeline import TASK, MultiLabelClassificationPipeline
 from mlclf_hub.saving import save_model
-from tests.tiny_models import tiny_model, tiny_tokenizer
+from tests.tiny_models import keyword_model, tiny_model, tiny_tokenizer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LABELS = ("sports", "politics", "tech")
@@ -89,7 +89,7 @@ def test_batching_gives_the_same_scores(saved):
 
 
 @pytest.mark.parametrize("aggregate", ["max", "mean"])
-def test_sliding_window_matches_predict_proba(saved, aggregate):
+def test_sliding_window_matches_predict_proba(saved, aggregate, tmp_path):
     model, tokenizer, directory = saved
     classify = pipeline(TASK, model=str(directory))
     texts = [LONG, TEXTS[0]]
@@ -98,8 +98,17 @@ def test_sliding_window_matches_predict_proba(saved, aggregate):
     results = classify(texts, return_all_scores=True, batch_size=4, **options)
     for row, result in zip(probs, results):
         assert_same(result, expected(row, None, all_labels=True))
-    truncated = predict_proba(model, tokenizer, [LONG], max_length=16)[0]
-    assert not np.allclose(probs[0], truncated)  # the windows did read past the first 16 tokens
+
+    # the windows read past the first 16 tokens, whatever the weights: a model that scores keywords (+2 / -2),
+    # and "chip" only as word 40 of 41, in the last of 4 windows (14 words each, starting at 0, 10, 20, 30)
+    save_model(keyword_model(labels=LABELS), tmp_path / "keywords", tokenizer)
+    classify = pipeline(TASK, model=str(tmp_path / "keywords"))
+    low, high = 1 / (1 + np.exp(2.0)), 1 / (1 + np.exp(-2.0))
+    tech = {"max": high, "mean": (high + 3 * low) / 4}[aggregate]
+    result = classify(" ".join(["the"] * 40 + ["chip"]), return_all_scores=True, **options)
+    assert_same(result, [("tech", tech), ("sports", low), ("politics", low)])
+    truncated = classify(" ".join(["the"] * 40 + ["chip"]), return_all_scores=True, max_length=16)
+    assert_same(truncated, [("sports", low), ("politics", low), ("tech", low)])
 
 
 def test_stock_text_classification_after_import_gives_sigmoid_for_every_label(saved):

@@ -20,12 +20,14 @@ import pytest
 import torch
 from transformers import AutoModel
 
+from mlclf_hub.inference import predict_proba
 from mlclf_hub.simple import (
     FIELD_NOTES,
     ClassificationArgs,
     InputExample,
     MultiLabelClassificationArgs,
     MultiLabelClassificationModel,
+    fields_markdown,
     to_training_arguments,
 )
 from tests.tiny_models import WORDS, tiny_backbone_config, tiny_tokenizer
@@ -39,6 +41,7 @@ OURS = {
     "head_init",
     "head_learning_rate",
     "knn_neighbors",
+    "knn_weight",
     "lexical_weight",
 }
 
@@ -293,9 +296,9 @@ def test_to_training_arguments_mapping():
     assert targs.load_best_model_at_end and targs.metric_for_best_model == "lrap" and targs.greater_is_better
     assert (targs.early_stopping_patience, targs.early_stopping_threshold) == (3, 0.01)
     assert (targs.max_length, targs.seed, targs.fp16, targs.focal_gamma) == (64, 0, False, 1.5)
-    assert (
-        targs.pos_weight == [1.0, 2.0] and targs.tune_thresholds is False and targs.save_total_limit is None
-    )
+    assert targs.pos_weight == [1.0, 2.0] and targs.save_total_limit is None
+    assert targs.tune_thresholds is True  # train() tunes the thresholds; the facade has no tuner of its own
+    assert to_training_arguments(MultiLabelClassificationArgs(tune_thresholds=False)).tune_thresholds is False
 
     plain = to_training_arguments(MultiLabelClassificationArgs(save_steps=0, no_save=False))
     assert (plain.eval_strategy.value, plain.save_strategy.value, plain.early_stopping_patience) == (
@@ -427,7 +430,22 @@ def test_bug_multi_hot_labels_then_predict_without_worker_pools_or_hang(bert_dir
         signal.signal(signal.SIGALRM, previous)
 
 
-def test_evaluate_during_training_details_checkpoints_and_best_model(bert_dir, tmp_path):
+def _count_facade_reads(monkeypatch) -> list[dict]:
+    """The keyword arguments of each `predict_proba` call the facade makes."""
+    import mlclf_hub.simple.model as facade
+
+    reads = []
+
+    def counted(*args, **kwargs):
+        reads.append(kwargs)
+        return predict_proba(*args, **kwargs)
+
+    monkeypatch.setattr(facade, "predict_proba", counted)
+    return reads
+
+
+def test_evaluate_during_training_details_checkpoints_and_best_model(bert_dir, tmp_path, monkeypatch):
+    reads = _count_facade_reads(monkeypatch)
     seen = []
 
     def exact(y_true, y_pred):
@@ -449,6 +467,8 @@ def test_evaluate_during_training_details_checkpoints_and_best_model(bert_dir, t
     assert details["global_step"] == [1, 2, 3, 4]  # epoch-end evaluations are not duplicated
     assert all(len(values) == 4 for values in details.values()) and "f1_micro" in details
     assert all(set(values) <= {0, 1} for values in seen)  # metric functions get 0/1 predictions
+    # ... from the Trainer's own evaluation pass: no second inference per evaluation, same figures
+    assert reads == [] and details["exact"] == details["subset_accuracy"]
     out = tmp_path / "out"
     csv = pd.read_csv(out / "training_progress_scores.csv")
     assert list(csv["global_step"]) == [1, 2, 3, 4]
@@ -472,7 +492,7 @@ def test_early_stopping(bert_dir, tmp_path):
 
 
 def test_thresholds_tuned_on_eval_df_saved_and_explicit_threshold_wins(bert_dir, tmp_path, monkeypatch):
-    import mlclf_hub.simple as simple
+    import mlclf_hub.trainer
     from mlclf_hub.thresholds import ThresholdResult
 
     calls = []
@@ -481,9 +501,10 @@ def test_thresholds_tuned_on_eval_df_saved_and_explicit_threshold_wins(bert_dir,
         calls.append(probs.shape)
         return ThresholdResult(global_threshold=0.0, thresholds=[0.0, 1.0, 0.0])
 
-    monkeypatch.setattr(simple, "tune_thresholds", fake_tune)
+    monkeypatch.setattr(mlclf_hub.trainer, "tune_thresholds", fake_tune)
     model = _model(bert_dir, tmp_path, num_train_epochs=1)
     model.train_model(_frame(TRAIN), eval_df=_frame(EVAL))
+    # train() tunes once, on eval_df (3 rows), also when the facade does not evaluate during training
     assert calls == [(3, 3)] and model.config.thresholds == [0.0, 1.0, 0.0]
     saved = json.loads((tmp_path / "out" / "config.json").read_text())
     assert saved["thresholds"] == [0.0, 1.0, 0.0]
@@ -507,12 +528,17 @@ def test_eval_model_results_file_and_types(trained, tmp_path):
     result, outputs, wrong = model.eval_model(NAMED, output_dir=str(tmp_path / "ev"))
     assert outputs.shape == (4, 3) and outputs.dtype == np.float64
     assert list(result)[:2] == ["LRAP", "eval_loss"] and {"f1_micro", "subset_accuracy"} <= set(result)
-    assert 0 <= result["LRAP"] <= 1 and result["eval_loss"] > 0
+    truth = np.array([[name in labels for name in model.labels] for _, labels in NAMED], dtype=int)
+    # the figures of these outputs: sklearn's LRAP, the mean binary cross-entropy (no pos_weight, no focal term)
+    from sklearn.metrics import label_ranking_average_precision_score
+
+    assert result["LRAP"] == pytest.approx(label_ranking_average_precision_score(truth, outputs), abs=1e-9)
+    bce = -np.mean(truth * np.log(outputs) + (1 - truth) * np.log(1 - outputs))
+    assert result["eval_loss"] == pytest.approx(bce, rel=1e-6)
     lines = (tmp_path / "ev" / "eval_results.txt").read_text().splitlines()
     keys = [line.split(" = ")[0] for line in lines]
     assert keys == sorted(result) and f"LRAP = {result['LRAP']}" in lines
     predictions = model.predict([text for text, _ in NAMED])[0]
-    truth = np.array([[name in labels for name in model.labels] for _, labels in NAMED], dtype=int)
     assert [w.guid for w in wrong] == np.flatnonzero((predictions != truth).any(axis=1)).tolist()
     assert all(w.label == NAMED[w.guid][1] and w.text_a == NAMED[w.guid][0] for w in wrong)
     assert model.results["LRAP"] == result["LRAP"]
@@ -540,7 +566,12 @@ def test_bug_metric_functions_get_binary_predictions(trained, tmp_path):
     assert set(np.unique(got["y_pred"])) <= {0, 1} and np.issubdtype(got["y_pred"].dtype, np.integer)
     assert got["y_true"].shape == got["y_pred"].shape == (4, 3)
     assert result["f1"] == pytest.approx(result["f1_micro"])
-    assert 0 <= result["acc"] <= 1 and 0 <= result["prob_auc"] <= 1
+    # they read the true labels and the predictions at the model's thresholds, nothing else
+    truth = np.array([[name in labels for name in model.labels] for _, labels in NAMED], dtype=int)
+    predictions = model.predict([text for text, _ in NAMED])[0]
+    assert got["y_true"].tolist() == truth.tolist() and got["y_pred"].tolist() == predictions.tolist()
+    assert result["acc"] == pytest.approx(accuracy_score(truth, predictions))
+    assert result["prob_auc"] == pytest.approx(roc_auc_score(truth, predictions, average="micro"))
     assert list(result)[:6] == ["LRAP", "f1", "acc", "spy", "prob_auc", "eval_loss"]
 
 
@@ -621,6 +652,23 @@ def test_bug_sliding_window_eval_and_predict(bert_dir, tmp_path, aggregation):
     assert {"LRAP", "eval_loss", "f1_micro"} <= set(result) and isinstance(wrong, list)
 
 
+def test_sliding_window_metric_functions_read_windows_once_per_eval(bert_dir, tmp_path, monkeypatch):
+    # The Trainer evaluates one truncated input per text; metric functions get the window scores predict gives.
+    reads = _count_facade_reads(monkeypatch)
+    rows = [(" ".join(WORDS[:12]), [1, 0, 1]), ("the game", [0, 1, 0]), ("vote law", [1, 0, 0])]
+    model = _model(
+        bert_dir,
+        tmp_path,
+        max_seq_length=8,
+        sliding_window=True,
+        evaluate_during_training=True,
+        evaluate_during_training_steps=1,
+    )
+    _, details = model.train_model(rows, eval_df=rows, exact=lambda y, p: float((y == p).all(axis=1).mean()))
+    assert len(details["global_step"]) == len(details["exact"]) == len(reads) >= 2
+    assert all(read["sliding_window"] and read["stride"] == model._window_overlap() for read in reads)
+
+
 def test_sliding_window_training_reads_every_window(bert_dir, tmp_path):
     # simpletransformers trains on every window of a long text; training on the truncated text would never
     # see a label's words past max_seq_length.
@@ -655,3 +703,19 @@ def test_docs_table_lists_every_field_and_method():
         assert any(f"`{method}" in row for row in rows), method
     for issue in ("#657", "#125", "#916", "#1033", "#252", "#1562", "#562"):
         assert issue in doc
+
+
+def test_docs_field_tables_are_generated_from_the_field_table(tmp_path, monkeypatch):
+    from mlclf_hub.simple.args import DOCS_BEGIN, DOCS_END, update_docs, with_generated_fields
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "simpletransformers.md").read_text()
+    section = doc[doc.index(DOCS_BEGIN) + len(DOCS_BEGIN) + 1 : doc.index(DOCS_END)]
+    assert section == fields_markdown(), "the docs tables differ: run `python -m mlclf_hub.simple`"
+    page = tmp_path / "page.md"
+    page.write_text(doc.replace(section, "| a stale row |\n"))
+    assert update_docs(page, check=True) and "a stale row" in page.read_text()  # check writes nothing
+    assert update_docs(page) and page.read_text() == doc and not update_docs(page)
+    monkeypatch.setitem(FIELD_NOTES, "onnx", ("ignored", "a new note."))
+    assert "| `onnx` ² | `False` | ignored, warned once | a new note. |" in fields_markdown()
+    with pytest.raises(ValueError, match="BEGIN generated"):
+        with_generated_fields("a page without the markers")

@@ -11,17 +11,11 @@ from sklearn.linear_model import LogisticRegression
 from transformers import TrainerCallback
 
 from mlclf_hub import AutoModelForMultiLabel
-from mlclf_hub.data import LabelSpace
+from mlclf_hub.fitting import compute_pos_weight, fit_linear_probe
 from mlclf_hub.inference import predict, predict_proba
 from mlclf_hub.metrics import multilabel_metrics
-from mlclf_hub.sampling import repeat_factor_indices
-from mlclf_hub.trainer import (
-    MultiLabelTrainer,
-    MultiLabelTrainingArguments,
-    compute_pos_weight,
-    fit_linear_probe,
-    train,
-)
+from mlclf_hub.trainer import MultiLabelTrainer, train
+from mlclf_hub.training_args import MultiLabelTrainingArguments
 from tests.tiny_models import tiny_model, tiny_tokenizer
 from tests.train_script import LABELS, keyword_rows, tiny_training_args, train_tiny
 
@@ -91,7 +85,7 @@ def test_linear_probe_head_starts_better_than_random(tmp_path):
             max_steps=1,
             learning_rate=1e-9,
             head_learning_rate=1e-9,
-            knn_neighbors=0,  # the head alone: a memory of these very rows would find each row itself,
+            knn_weight=0.0,  # the head alone: a memory of these very rows would find each row itself,
             lexical_weight=0.0,  # and a lexical channel fitted on them would know them
         )
         result = train_tiny(
@@ -167,22 +161,8 @@ def test_bad_arguments_are_refused(tmp_path):
         tiny_args(tmp_path, head_init="zeros")
     with pytest.raises(ValueError, match="`pos_weight` must be 'auto'"):
         tiny_args(tmp_path, pos_weight="balanced")
-    with pytest.raises(ValueError, match="`repeat_factor_threshold` must be in"):
-        tiny_args(tmp_path, repeat_factor_threshold=2.0)
     with pytest.raises(ValueError, match="`sliding_window_stride` must be >= 0 and under max_length"):
         tiny_args(tmp_path, max_length=16, sliding_window_stride=16)
-
-
-def test_repeat_factor_sampling_lengthens_the_epoch_by_the_repeats(tmp_path):
-    rows = keyword_rows(40, seed=1)
-    space = LabelSpace(LABELS)
-    indices = repeat_factor_indices([space.encode(labels) for _, labels in rows], 1.0, seed=0)
-    assert len(indices) > len(rows)  # every label is on fewer than all rows, so some rows repeat
-    args = tiny_args(tmp_path, num_train_epochs=1, repeat_factor_threshold=1.0)
-    result = train_tiny(rows, args=args, save=False)
-    assert result.global_step == -(-len(indices) // 8)
-    plain = train_tiny(rows, args=tiny_args(tmp_path, num_train_epochs=1), save=False)
-    assert plain.global_step == len(rows) // 8
 
 
 def test_callbacks_are_called(tmp_path):
@@ -279,14 +259,21 @@ def test_metrics_at_tuned_thresholds_match_a_recomputation(tmp_path):
 
 
 def test_bf16_trains_on_cpu(tmp_path):
+    """bf16 mixed precision on CPU: the training steps run in bfloat16, the weights stay float32."""
+    seen = []
+
+    class HeadDtype(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            model.classifier.register_forward_hook(
+                lambda module, _, out: seen.append((module.training, out.dtype))
+            )
+
     args = tiny_args(tmp_path, bf16=True, max_steps=2, num_train_epochs=1)
-    result = train_tiny(
-        keyword_rows(32, 1),
-        args=args,
-        save=False,
-    )
+    result = train_tiny(keyword_rows(32, 1), args=args, save=False, callbacks=[HeadDtype()])
     assert result.global_step == 2
     assert np.isfinite(result.train_metrics["train_loss"])
+    assert (True, torch.bfloat16) in seen and (True, torch.float32) not in seen  # every training step in bf16
+    assert result.model.dtype == torch.float32
 
 
 @pytest.mark.slow
@@ -338,19 +325,15 @@ def test_head_init_help_names_only_accepted_values(tmp_path):
 
 
 def test_greater_is_better_is_the_users_or_follows_the_metric(tmp_path):
-    from mlclf_hub.trainer import _prepare_eval_settings
-
-    early = {"eval_strategy": "epoch", "early_stopping_patience": 2}
+    early = {"eval_strategy": "epoch", "early_stopping_patience": 2, "num_train_epochs": 1}
     args = tiny_args(tmp_path, metric_for_best_model="f1_micro", greater_is_better=False, **early)
-    _prepare_eval_settings(args, has_eval=True)
-    assert args.greater_is_better is False  # the user's choice, kept with early stopping on
+    result = train_tiny(keyword_rows(16, 1), keyword_rows(8, 2), args=args, save=False)
+    assert result.trainer.args.greater_is_better is False  # the user's choice, kept with early stopping on
     args = tiny_args(tmp_path, metric_for_best_model="hamming_loss", greater_is_better=True, **early)
-    _prepare_eval_settings(args, has_eval=True)
     assert args.greater_is_better is True
     defaults = {"hamming_loss": False, "loss": False, "eval_loss": False, "f1_micro": True}
     for metric, expected in defaults.items():
         args = tiny_args(tmp_path, metric_for_best_model=metric, **early)
-        _prepare_eval_settings(args, has_eval=True)
         assert args.greater_is_better is expected, metric
 
 
@@ -383,3 +366,16 @@ def test_pos_weight_of_the_wrong_length_is_refused_before_training(weights, tmp_
     with pytest.raises(ValueError, match=r"`pos_weight` needs one value per label \(3\), got"):
         train_tiny(keyword_rows(16, 1), args=args)
     assert not (tmp_path / "out").exists()
+
+
+def test_text_pairs_are_trained_as_pairs(tmp_path):
+    """`text_pair_column` reached `to_rows` but not `to_dataset`: the second text was dropped from training."""
+    from tests.train_script import keyword_rows, tiny_training_args, train_tiny
+
+    rows = [{"text": "the", "second": text, "labels": labels} for text, labels in keyword_rows(24, 1)]
+    args = tiny_training_args(str(tmp_path / "out"), num_train_epochs=1)
+    result = train_tiny(rows, rows[:12], args=args, text_pair_column="second", save=False)
+    for dataset in (result.trainer.train_dataset, result.trainer.eval_dataset):
+        type_ids = [i for row in dataset["token_type_ids"] for i in row]
+        assert 1 in type_ids  # the second segment is there
+        assert max(len(ids) for ids in dataset["input_ids"]) > 4  # "[CLS] the [SEP]" alone is 3 tokens

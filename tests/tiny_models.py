@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from transformers import (
     BertConfig,
     BertTokenizerFast,
@@ -72,3 +73,43 @@ def tiny_tokenizer() -> BertTokenizerFast:
     """
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
     return BertTokenizerFast(vocab={word: idx for idx, word in enumerate(vocab)}, do_lower_case=True)
+
+
+def keyword_model(
+    keywords=("game", "vote", "chip"), labels=("sports", "politics", "tech"), logit: float = 2.0
+) -> MultiLabelModel:
+    """A tiny BERT `MultiLabelModel` whose logits are a known function of the tokens, not of random weights.
+
+    Label `j`'s logit is `+logit` when `keywords[j]` is among the text's tokens and `-logit` otherwise,
+    wherever the word stands (max pooling; position and token-type embeddings are zero, and every
+    encoder layer adds zero to its residual stream). For window and truncation tests whose outcome must
+    not depend on a seed.
+
+    Example:
+        >>> predict_proba(keyword_model(), tiny_tokenizer(), ["the vote"]).round(3)  # doctest: +SKIP
+        array([[0.119, 0.881, 0.119]])
+    """
+    model = tiny_model("bert", labels=labels, pooling="max")
+    vocab = tiny_tokenizer().get_vocab()
+    backbone = model.backbone
+    with torch.no_grad():
+        for name, param in backbone.named_parameters():
+            if name.endswith("LayerNorm.weight"):
+                param.fill_(1.0)
+            elif name.endswith("LayerNorm.bias") or ".output.dense." in name:
+                param.zero_()  # attention and feed-forward add 0: each layer returns its input
+        embeddings = backbone.embeddings
+        for table in (
+            embeddings.word_embeddings,
+            embeddings.position_embeddings,
+            embeddings.token_type_embeddings,
+        ):
+            table.weight.zero_()
+        model.classifier.weight.zero_()
+        model.classifier.bias.fill_(-logit)
+        for j, word in enumerate(keywords):
+            # LayerNorm turns (1, -1, 0, ...) over 32 dimensions into (4, -4, 0, ...); any other token is 0
+            embeddings.word_embeddings.weight[vocab[word], 2 * j] = 1.0
+            embeddings.word_embeddings.weight[vocab[word], 2 * j + 1] = -1.0
+            model.classifier.weight[j, 2 * j] = logit / 2  # max pooling: 4 when the keyword occurs, else 0
+    return model

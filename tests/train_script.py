@@ -21,7 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch
 from transformers import TrainerCallback
 
-from mlclf_hub.trainer import MultiLabelTrainingArguments, train
+from mlclf_hub.trainer import train
+from mlclf_hub.training_args import MultiLabelTrainingArguments
 from tests.tiny_models import WORDS, tiny_model, tiny_tokenizer
 
 LABELS = ["sports", "politics", "tech"]

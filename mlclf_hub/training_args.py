@@ -1,0 +1,214 @@
+"""`MultiLabelTrainingArguments`: `transformers.TrainingArguments` with the multi-label settings of `train()`.
+
+The defaults are the measured ones (`benchmarks/README.md`); each setting has one home here, and `train()`,
+the fitting after training (`fitting.fit_after_training`) and the CLI read it from this object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from transformers import TrainingArguments
+
+HEAD_INITS = ("linear_probe", "keep")
+
+
+@dataclass
+class MultiLabelTrainingArguments(TrainingArguments):
+    """`TrainingArguments` with multi-label settings and defaults chosen from measured runs.
+
+    Example:
+        >>> args = MultiLabelTrainingArguments(output_dir="out", num_train_epochs=2)
+        >>> args.head_learning_rate, args.head_init, args.knn_neighbors
+        (0.001, 'linear_probe', 30)
+    """
+
+    output_dir: str | None = field(
+        default="mlclf-model", metadata={"help": "Where checkpoints and the final model go."}
+    )
+    learning_rate: float = field(default=2e-4, metadata={"help": "Learning rate of the encoder."})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "Training epochs."})
+    per_device_train_batch_size: int = field(default=16, metadata={"help": "Training batch size per device."})
+    per_device_eval_batch_size: int = field(
+        default=64, metadata={"help": "Evaluation batch size per device."}
+    )
+    eval_strategy: str = field(
+        default="epoch",
+        metadata={
+            "help": "When to evaluate on the validation data: 'no', 'steps' or 'epoch' (ignored without it)."
+        },
+    )
+    warmup_steps: float = field(
+        default=0.1, metadata={"help": "Warmup steps (int) or ratio of all steps (float < 1)."}
+    )
+    weight_decay: float = field(
+        default=0.01, metadata={"help": "AdamW weight decay (not on biases and norms)."}
+    )
+    logging_steps: float = field(default=50, metadata={"help": "Log the training loss every N steps."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept on disk."})
+    train_sampling_strategy: str = field(
+        default="group_by_length",
+        metadata={"help": "'group_by_length' batches texts of similar length (less padding)."},
+    )
+    metric_for_best_model: str | None = field(
+        default="f1_micro",
+        metadata={"help": "Metric for early stopping and the best checkpoint (any compute_metrics key)."},
+    )
+    max_length: int = field(default=128, metadata={"help": "Tokens per text; longer texts are truncated."})
+    sliding_window_stride: int | None = field(
+        default=None,
+        metadata={
+            "help": "Train on every window of max_length tokens of a long training text (each with the "
+            "text's labels), neighbouring windows sharing this many tokens (None: truncate)."
+        },
+    )
+    head_learning_rate: float | None = field(
+        default=1e-3,
+        metadata={"help": "Learning rate of the classification head (None: same as learning_rate)."},
+    )
+    head_init: str = field(
+        default="linear_probe",
+        metadata={
+            "help": "'linear_probe': fit the head on frozen pooled vectors before fine-tuning (skipped when "
+            "the model is already a trained multi-label model); 'keep': keep the model's current head as it "
+            "is (random for a new head on an encoder)."
+        },
+    )
+    probe_c: float = field(
+        default=1.0, metadata={"help": "Inverse L2 strength of the linear probe (as scikit-learn's C)."}
+    )
+    pooling: str | None = field(
+        default=None,
+        metadata={"help": "'cls', 'mean' or 'max'; default mean for sentence-transformers checkpoints."},
+    )
+    # `list[float] | str | None`: the Python API takes a list, HfArgumentParser hands the CLI a str.
+    pos_weight: list[float] | str | None = field(
+        default=None,
+        metadata={
+            "help": "Positive-class weights of the loss: 'auto' (negatives/positives per label, clipped at "
+            "max_pos_weight) or one positive number per label, comma-separated ('1.5,2,3'); default none."
+        },
+    )
+    max_pos_weight: float = field(default=10.0, metadata={"help": "Upper clip of pos_weight='auto'."})
+    focal_gamma: float = field(
+        default=0.0, metadata={"help": "Focal-loss gamma; 0 is plain binary cross-entropy."}
+    )
+    knn_neighbors: int = field(
+        default=30,
+        metadata={
+            "help": "After training, store the training rows as a nearest-neighbour memory and add the "
+            "label log-odds of this many nearest rows to the logits (>= 1, as in the config; knn_weight=0 "
+            "turns the memory off)."
+        },
+    )
+    knn_max_rows: int = field(
+        default=20_000,
+        metadata={
+            "help": "Most training rows kept in the memory (a seeded random subset beyond that; 0: no "
+            "memory). Its float16 vectors take rows x hidden x 2 bytes: 31 MB for a 768-hidden encoder at "
+            "20,000 rows."
+        },
+    )
+    knn_weight: float = field(
+        default=0.5,
+        metadata={"help": "Weight of the memory's log-odds in the logits (0: no memory is built)."},
+    )
+    knn_temperature: float = field(
+        default=20.0, metadata={"help": "Softmax temperature over the neighbours' cosine similarities."}
+    )
+    lexical_weight: float = field(
+        default=0.5,
+        metadata={
+            "help": "After training, fit a logistic regression on the training rows' TF-IDF bags of tokens "
+            "and add this weight times its scores to the logits (0: no lexical channel)."
+        },
+    )
+    lexical_c: float = field(
+        default=30.0, metadata={"help": "Inverse L2 strength of the lexical channel (as scikit-learn's C)."}
+    )
+    tune_thresholds: bool = field(
+        default=True,
+        metadata={"help": "Tune global and per-label thresholds on the validation split after training."},
+    )
+    threshold_min_positives: int = field(
+        default=10,
+        metadata={"help": "A label's threshold moves off the global one only with this many positives."},
+    )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "Stop after N evaluations without improvement of metric_for_best_model."},
+    )
+    early_stopping_threshold: float = field(
+        default=0.0, metadata={"help": "Minimum improvement that counts."}
+    )
+
+    @staticmethod
+    def _parse_pos_weight(value: Any) -> list[float] | str | None:
+        """`pos_weight` as given (None, 'auto', a list, or the CLI's text '1.5,2') -> None, 'auto' or floats.
+
+        Example:
+            >>> parse = MultiLabelTrainingArguments._parse_pos_weight
+            >>> parse("1.5,2"), parse([1, 2]), parse("auto")
+            ([1.5, 2.0], [1.0, 2.0], 'auto')
+        """
+        if value is None or value == "auto":
+            return value
+        expected = "'auto', a list of positive numbers (one per label) or None"
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",")]
+            try:
+                value = [float(part) for part in parts]
+            except ValueError:
+                raise ValueError(
+                    f"`pos_weight` must be {expected}; as text 'auto' or comma-separated numbers such as "
+                    f"'1.5,2,3', got {value!r:.100}."
+                ) from None
+        if not isinstance(value, (list, tuple, np.ndarray)) or len(value) == 0:
+            raise ValueError(f"`pos_weight` must be {expected}, got {value!r:.100}.")
+        weights = []
+        for i, w in enumerate(value):
+            number = isinstance(w, (int, float, np.integer, np.floating)) and not isinstance(
+                w, (bool, np.bool_)
+            )
+            if not (number and np.isfinite(w) and w > 0):
+                raise ValueError(f"`pos_weight` must be {expected}; value {i} is {w!r:.50}.")
+            weights.append(float(w))
+        return weights
+
+    def __post_init__(self) -> None:
+        # Decided before `TrainingArguments.__post_init__`, which fills a None itself: a user's value stays.
+        if self.greater_is_better is None and self.metric_for_best_model is not None:
+            self.greater_is_better = not self.metric_for_best_model.endswith(("loss", "hamming_loss"))
+        super().__post_init__()
+        self.pos_weight = self._parse_pos_weight(self.pos_weight)
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"`head_init` must be one of {HEAD_INITS}, got {self.head_init!r}.")
+        if self.max_length < 8:
+            raise ValueError(f"`max_length` must be >= 8 tokens, got {self.max_length}.")
+        stride = self.sliding_window_stride
+        if stride is not None and not 0 <= stride < self.max_length:
+            raise ValueError(
+                f"`sliding_window_stride` must be >= 0 and under max_length ({self.max_length}), got {stride}."
+            )
+        if self.head_learning_rate is not None and self.head_learning_rate <= 0:
+            raise ValueError(f"`head_learning_rate` must be > 0, got {self.head_learning_rate}.")
+        if self.knn_neighbors < 1:
+            raise ValueError(
+                f"`knn_neighbors` must be >= 1, got {self.knn_neighbors}; knn_weight=0 turns the memory off."
+            )
+        if min(self.knn_weight, self.knn_temperature, self.knn_max_rows) < 0:
+            raise ValueError(
+                "`knn_max_rows`, `knn_weight` and `knn_temperature` must be >= 0, got "
+                f"{self.knn_max_rows}, {self.knn_weight} and {self.knn_temperature}."
+            )
+        if not (self.lexical_weight >= 0 and self.lexical_c > 0):
+            raise ValueError(
+                f"`lexical_weight` must be >= 0 and `lexical_c` > 0, got {self.lexical_weight} and {self.lexical_c}."
+            )
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ValueError(f"`early_stopping_patience` must be >= 1, got {self.early_stopping_patience}.")
+
+
+__all__ = ["HEAD_INITS", "MultiLabelTrainingArguments"]
