@@ -280,7 +280,9 @@ def predict_proba(
     if show_progress is None:
         show_progress = len(features) > 10 * batch_size
     pad = functools.partial(tokenizer.pad, return_tensors="pt")
-    logits = batched_forward(model, features, pad, batch_size, progress="Predicting" if show_progress else None)
+    logits = batched_forward(
+        model, features, pad, batch_size, progress="Predicting" if show_progress else None
+    )
     return aggregate_windows(sigmoid(logits.double().numpy()), owner, len(texts), plan.aggregate)
 
 

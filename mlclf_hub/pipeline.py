@@ -28,7 +28,7 @@ from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
 from .inference import Aggregate, aggregate_windows, resolve_preprocessing, tokenize_windows
-from .metrics import check_thresholds, binarize, sigmoid
+from .metrics import binarize, check_thresholds, sigmoid
 
 logger = logging.get_logger(__name__)
 
