@@ -183,11 +183,16 @@ class AutoModelForMultiLabel:
     """Load a trained multi-label model, or start one from any encoder checkpoint.
 
     Example:
+        >>> import os, shutil, tempfile
         >>> from mlclf_hub import AutoModelForMultiLabel
-        >>> model = AutoModelForMultiLabel.from_pretrained(encoder_dir, labels=["a", "b"])  # doctest: +SKIP
-        >>> model.save_pretrained("my-model")  # doctest: +SKIP
-        >>> AutoModelForMultiLabel.from_pretrained("my-model").config.labels  # doctest: +SKIP
+        >>> tmp_dir = tempfile.mkdtemp()
+        >>> encoder_dir, model_dir = os.path.join(tmp_dir, "encoder"), os.path.join(tmp_dir, "my-model")
+        >>> model.backbone.save_pretrained(encoder_dir)  # a plain BERT encoder checkpoint
+        >>> model = AutoModelForMultiLabel.from_pretrained(encoder_dir, labels=["a", "b"])
+        >>> model.save_pretrained(model_dir)
+        >>> AutoModelForMultiLabel.from_pretrained(model_dir).config.labels
         ['a', 'b']
+        >>> shutil.rmtree(tmp_dir)
     """
 
     def __init__(self) -> None:
@@ -216,18 +221,26 @@ class AutoModelForMultiLabel:
         """Load a saved `MultiLabelModel`, or wrap a plain encoder checkpoint with a new head.
 
         Args:
-            pretrained_model_name_or_path: A directory or Hub repo id.
-            labels: Label names; required (or `num_labels`) when the checkpoint is a plain encoder.
-            num_labels: Number of labels (names become `LABEL_i`) when `labels` is not given.
-            pooling: `"cls"`, `"mean"` or `"max"`. For a plain encoder the default is `"mean"` on
+            pretrained_model_name_or_path (`str` or `os.PathLike`):
+                A directory or Hub repo id.
+            labels (`Sequence[str]`, *optional*):
+                Label names; required (or `num_labels`) when the checkpoint is a plain encoder.
+            num_labels (`int`, *optional*):
+                Number of labels (names become `LABEL_i`) when `labels` is not given.
+            pooling (`str`, *optional*):
+                `"cls"`, `"mean"` or `"max"`. For a plain encoder the default is `"mean"` on
                 sentence-transformers checkpoints (such as all-MiniLM-L6-v2) and `"cls"` otherwise.
-            classifier_dropout: Dropout before the head (new models only).
-            pos_weight: Per-label positive weights for the loss (new models only).
-            focal_gamma: Focal-loss gamma (new models only).
-            **kwargs: Forwarded to `PreTrainedModel.from_pretrained` (`revision`, `token`, `dtype`, ...).
+            classifier_dropout (`float`, *optional*):
+                Dropout before the head (new models only).
+            pos_weight (`Sequence[float]`, *optional*):
+                Per-label positive weights for the loss (new models only).
+            focal_gamma (`float`, *optional*, defaults to 0.0):
+                Focal-loss gamma (new models only).
+            **kwargs (`dict[str, Any]`, *optional*):
+                Forwarded to `PreTrainedModel.from_pretrained` (`revision`, `token`, `dtype`, ...).
 
         Returns:
-            A `MultiLabelModel`. For a plain encoder its backbone holds the checkpoint's weights
+            `MultiLabelModel`: The model. For a plain encoder its backbone holds the checkpoint's weights
             unchanged and only `classifier.*` is newly initialised (transformers logs them).
 
         Raises:

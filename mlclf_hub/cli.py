@@ -144,8 +144,10 @@ def _check_model(path: str, flag: str) -> None:
     """Raise a `CliError` naming `path` unless it is a model directory or Hub id whose config loads.
 
     Example:
-        >>> _check_model("/nonexistent", "--model")  # doctest: +SKIP
-        CliError: --model '/nonexistent': no such directory, and not a Hub repo id
+        >>> _check_model("/nonexistent", "--model")
+        Traceback (most recent call last):
+            ...
+        mlclf_hub.cli.CliError: --model '/nonexistent': no such directory, and not a Hub repo id
     """
     from huggingface_hub.utils import HFValidationError, validate_repo_id
     from transformers import AutoConfig

@@ -237,7 +237,7 @@ class LabelSpace:
         """Read the label names from a config's ``id2label``, ordered by id.
 
         Args:
-            config: Any object with an ``id2label`` mapping (int or numeric-string keys 0..n-1).
+            config (`Any`): Any object with an ``id2label`` mapping (int or numeric-string keys 0..n-1).
 
         Returns:
             `LabelSpace`: The names in id order.
@@ -300,13 +300,13 @@ class LabelSpace:
         """Turn one row's labels into a multi-hot vector.
 
         Args:
-            labels: Label names (list, tuple, set, array or a single name), a 0/1 vector of length
+            labels (`Any`): Label names (list, tuple, set, array or a single name), a 0/1 vector of length
                 `num_labels`, or a list of label ids with ``label_format="indices"``. An empty
                 list gives all zeros.
             row (`int` or `str`, *optional*): The row, for error messages.
             split (`str`, *optional*): The split, for error messages.
-            field (`str`, *optional*, defaults to ``"labels"``): The column, for error messages.
-            label_format (`str`, *optional*, defaults to ``"auto"``): ``"names"``, ``"vector"``,
+            field (`str`, *optional*, defaults to `"labels"`): The column, for error messages.
+            label_format (`str`, *optional*, defaults to `"auto"`): ``"names"``, ``"vector"``,
                 ``"indices"``, or ``"auto"``: strings are names, numbers a 0/1 vector.
 
         Returns:
@@ -870,11 +870,12 @@ def to_rows(
     `cast` the rows are validated again.
 
     Args:
-        data: A DataFrame, a list of tuples/dicts/texts, a dict of columns, a file path or a `Dataset`.
-        text_column (`str`, *optional*, defaults to ``"text"``): The text column.
-        label_column (`str`, *optional*, defaults to ``"labels"``): The labels column.
+        data (`Any`): A DataFrame, a list of tuples/dicts/texts, a dict of columns, a file path or a
+            `Dataset`.
+        text_column (`str`, *optional*, defaults to `"text"`): The text column.
+        label_column (`str`, *optional*, defaults to `"labels"`): The labels column.
         text_pair_column (`str`, *optional*): A second text column, for text pairs.
-        split (`str`, *optional*, defaults to ``"train"``): The split name, for error messages.
+        split (`str`, *optional*, defaults to `"train"`): The split name, for error messages.
         require_labels (`bool`, *optional*, defaults to `True`): If `False`, a missing labels
             column is allowed (prediction input).
 
@@ -914,10 +915,10 @@ def check_window_stride(tokenizer: Any, max_length: int | None, stride: Any, nam
     tokens of text (8 of 10 for BERT's ``[CLS] ... [SEP]``); neighbours can share at most one fewer.
 
     Args:
-        tokenizer: A Hugging Face tokenizer.
+        tokenizer (`PreTrainedTokenizerBase`): A Hugging Face tokenizer.
         max_length (`int`, *optional*): Tokens per window (default: the tokenizer's `model_max_length`).
-        stride: The tokens neighbouring windows share.
-        name (`str`, *optional*, defaults to ``"stride"``): The argument's name, for the error message.
+        stride (`int`): The tokens neighbouring windows share.
+        name (`str`, *optional*, defaults to `"stride"`): The argument's name, for the error message.
 
     Returns:
         `int`: `stride`.
@@ -926,7 +927,7 @@ def check_window_stride(tokenizer: Any, max_length: int | None, stride: Any, nam
         ValueError: If `stride` is not an int, is negative, or is not under the text tokens of a window.
 
     Example:
-        >>> check_window_stride(tokenizer, 10, 7)  # BERT: 8 text tokens in 10  # doctest: +SKIP
+        >>> check_window_stride(tokenizer, 10, 7)  # BERT: 8 text tokens in 10
         7
     """
     limit = (max_length or tokenizer.model_max_length) - tokenizer.num_special_tokens_to_add(pair=False)
@@ -952,13 +953,13 @@ def encode_windows(
     The one place windows are made, for training (`to_dataset`) and prediction (`inference.tokenize_windows`).
 
     Args:
-        tokenizer: A Hugging Face tokenizer.
+        tokenizer (`PreTrainedTokenizerBase`): A Hugging Face tokenizer.
         texts (`list[str]`): The texts.
         max_length (`int`, *optional*): Tokens per window (default: the tokenizer's `model_max_length`).
         stride (`int`, *optional*): Cut each text into every window of `max_length` tokens, neighbours sharing
             `stride` tokens (see `check_window_stride`); `None` truncates each text to one window.
         text_pairs (`list[str]`, *optional*): Second texts, one per text; truncated, never windowed.
-        name (`str`, *optional*, defaults to ``"stride"``): The name of `stride`, for error messages.
+        name (`str`, *optional*, defaults to `"stride"`): The name of `stride`, for error messages.
 
     Returns:
         `tuple`: The tokenizer's encoding (``input_ids``, ``attention_mask``, ...: one row per window) and, per
@@ -968,8 +969,8 @@ def encode_windows(
         ValueError: A bad `stride` (`check_window_stride`), or `stride` with `text_pairs`.
 
     Example:
-        >>> encoded, owner = encode_windows(tokenizer, ["a b c d e f g h i j", "k"], 6, stride=1)  # doctest: +SKIP
-        >>> owner  # doctest: +SKIP
+        >>> encoded, owner = encode_windows(tokenizer, ["a b c d e f g h i j", "k"], 6, stride=1)
+        >>> owner
         [0, 0, 0, 1]
     """
     if stride is None:
@@ -1030,19 +1031,20 @@ def to_dataset(
     each batch.
 
     Args:
-        data: A DataFrame, a list of tuples/dicts/texts, a dict of columns, a file path or a `Dataset`.
-        tokenizer: A Hugging Face tokenizer.
+        data (`Any`): A DataFrame, a list of tuples/dicts/texts, a dict of columns, a file path or a
+            `Dataset`.
+        tokenizer (`PreTrainedTokenizerBase`): A Hugging Face tokenizer.
         label_space (`LabelSpace`, *optional*): The labels; needed when the data has labels.
         max_length (`int`, *optional*): Truncate to this many tokens (default: the tokenizer's limit).
-        text_column (`str`, *optional*, defaults to ``"text"``): The text column.
-        label_column (`str`, *optional*, defaults to ``"labels"``): The labels column.
+        text_column (`str`, *optional*, defaults to `"text"`): The text column.
+        label_column (`str`, *optional*, defaults to `"labels"`): The labels column.
         text_pair_column (`str`, *optional*): A second text column, for text pairs.
-        split (`str`, *optional*, defaults to ``"train"``): The split name, for error messages.
+        split (`str`, *optional*, defaults to `"train"`): The split name, for error messages.
         keep_text (`bool`, *optional*, defaults to `False`): Keep the raw ``text`` (and ``text_pair``).
         batch_size (`int`, *optional*, defaults to 1000): Rows per tokenizer call.
         require_labels (`bool`, *optional*, defaults to `True`): If `False`, data without a labels
             column gives only the tokenized columns (prediction input).
-        label_format (`str`, *optional*, defaults to ``"auto"``): See `LabelSpace.encode`.
+        label_format (`str`, *optional*, defaults to `"auto"`): See `LabelSpace.encode`.
         window_stride (`int`, *optional*): Instead of truncating, cut a long text into every window of
             `max_length` tokens, neighbouring windows sharing this many tokens; each window is a row
             with its text's labels. Not for text pairs.
@@ -1056,8 +1058,8 @@ def to_dataset(
         TypeError: As `to_rows`, or labels present but no `label_space`.
 
     Example:
-        >>> ds = to_dataset([("a game", ["games"])], tokenizer, LabelSpace(["games", "sports"]))  # doctest: +SKIP
-        >>> ds[0]["labels"]  # doctest: +SKIP
+        >>> ds = to_dataset([("a game", ["games"])], tokenizer, LabelSpace(["games", "sports"]))
+        >>> ds[0]["labels"]
         [1.0, 0.0]
     """
     table = _normalise(data, text_column, label_column, text_pair_column, split, require_labels)
@@ -1111,9 +1113,9 @@ def infer_label_space(
     (a model cannot learn them).
 
     Args:
-        *splits: Inputs as `to_rows` accepts them, labelled with names (not 0/1 vectors).
-        label_column (`str`, *optional*, defaults to ``"labels"``): The labels column.
-        text_column (`str`, *optional*, defaults to ``"text"``): The text column.
+        *splits (`Any`): Inputs as `to_rows` accepts them, labelled with names (not 0/1 vectors).
+        label_column (`str`, *optional*, defaults to `"labels"`): The labels column.
+        text_column (`str`, *optional*, defaults to `"text"`): The text column.
         split_names (`Sequence[str]`, *optional*): Names for messages; defaults to
             ``train``, ``validation``, ``test``, then ``split 3``, ...
 
@@ -1176,7 +1178,7 @@ def load_sample(split: Literal["train", "validation"] = "train") -> datasets.Dat
     """Load the shipped debtags sample (3,000 train or 1,000 validation rows).
 
     Args:
-        split (`str`, *optional*, defaults to ``"train"``): ``"train"`` or ``"validation"``.
+        split (`str`, *optional*, defaults to `"train"`): ``"train"`` or ``"validation"``.
 
     Returns:
         `datasets.Dataset`: Columns ``package``, ``text`` and ``labels`` (lists of label names).

@@ -54,8 +54,8 @@ def pooled_features(
     label of a progress bar over the batches (none when `None`).
 
     Example:
-        >>> pooled_features(model, train_set, DataCollatorWithPadding(tokenizer)).shape  # doctest: +SKIP
-        torch.Size([3000, 384])
+        >>> pooled_features(model, train_set, collator).shape
+        torch.Size([3, 32])
     """
     columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in dataset.column_names]
     rows = dataset.select_columns(columns)
@@ -94,7 +94,8 @@ def fit_linear_probe(
             The label of a progress bar over the loss evaluations (none when `None`).
 
     Returns:
-        `(weight (L, H), bias (L,))` for a linear layer on raw `features`.
+        `tuple[torch.Tensor, torch.Tensor]`: `(weight (L, H), bias (L,))` for a linear layer on raw
+        `features`.
 
     Example:
         >>> x = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
@@ -190,7 +191,11 @@ def init_head_from_linear_probe(
             A progress bar over the encoding ("Encoding for the linear probe").
 
     Example:
-        >>> init_head_from_linear_probe(model, train_set, collator, c=1.0)  # doctest: +SKIP
+        >>> import copy
+        >>> probe = copy.deepcopy(model)  # the shared example model stays as it is
+        >>> init_head_from_linear_probe(probe, train_set, collator, c=1.0)
+        >>> [round(b, 2) for b in probe.classifier.bias.tolist()]  # random encoder: the prior, 1 row in 3
+        [-0.69, -0.69, -0.69]
     """
     logger.info(f"Fitting the head as a linear probe on {len(dataset)} frozen pooled vectors (C={c}).")
     progress = "Encoding for the linear probe" if show_progress else None
@@ -246,7 +251,11 @@ def build_knn_memory(
             `disable_tqdm`.
 
     Example:
-        >>> build_knn_memory(model, train_set, collator, max_rows=20_000)  # doctest: +SKIP
+        >>> import copy
+        >>> memo = copy.deepcopy(model)  # the shared example model stays as it is
+        >>> build_knn_memory(memo, train_set, collator, max_rows=20_000)
+        >>> memo.config.knn_memory_size
+        3
     """
     if max_rows is not None and len(dataset) > max_rows:
         hidden = model.classifier.in_features
@@ -348,7 +357,14 @@ def fit_lexical_model(
             A progress bar over the solver's steps ("Fitting the lexical channel").
 
     Example:
-        >>> fit_lexical_model(model, train_set, special_ids=tokenizer.all_special_ids)  # doctest: +SKIP
+        >>> import copy
+        >>> from mlclf_hub.inference import predict
+        >>> lexical = copy.deepcopy(model)  # the shared example model stays as it is
+        >>> fit_lexical_model(lexical, train_set, special_ids=tokenizer.all_special_ids)
+        >>> lexical.config.lexical_vocab_size
+        8
+        >>> predict(lexical, tokenizer, ["the game", "new chip"])
+        [['sports'], ['tech']]
     """
     token_rows = dataset["input_ids"]
     vocab, idf = lexical_vocabulary(token_rows, special_ids)
@@ -391,9 +407,12 @@ def fit_after_training(
             The settings above, and `per_device_eval_batch_size` for the encoding pass.
 
     Example:
-        >>> fit_after_training(trainer.model, train_set, collator, tokenizer, args)  # doctest: +SKIP
-        >>> trainer.model.config.knn_memory_size, trainer.model.config.lexical_vocab_size  # doctest: +SKIP
-        (3000, 4873)
+        >>> import copy
+        >>> fitted = copy.deepcopy(model)  # the shared example model stays as it is
+        >>> args = MultiLabelTrainingArguments(output_dir="out", disable_tqdm=True)
+        >>> fit_after_training(fitted, train_set, collator, tokenizer, args)
+        >>> fitted.config.knn_memory_size, fitted.config.lexical_vocab_size
+        (3, 8)
     """
     show_progress = not args.disable_tqdm
     if args.lexical_weight > 0:

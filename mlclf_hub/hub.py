@@ -237,16 +237,26 @@ class MultiLabelModelCardData(ModelCardData):
     """What the model card says, gathered while training; rendered by `generate_model_card`.
 
     Args:
-        model_name: Pretty name, the card's title and the `model-index` name (default: from `model_id`).
-        model_id: The Hub repo id (`push_to_hub` sets it), used in the usage snippets.
-        language: Language code(s) of the texts, e.g. `"en"`.
-        license: License of the model, e.g. `"apache-2.0"`.
-        base_model: Hub id of the encoder; default: the encoder's `name_or_path` when it is a Hub id.
-        dataset_name: Name of the training data, shown in the card and the `model-index`.
-        dataset_id: Hub id of the training data set, if it has one (goes to `datasets`).
-        dataset_description: A sentence or two on where the data comes from.
-        tags: Extra tags (added to `mlclf_hub`, `text-classification`, `multi-label-classification`).
-        widget_text: Example texts for the Hub widget; default: the first validation text.
+        model_name (`str`, *optional*):
+            Pretty name, the card's title and the `model-index` name (default: from `model_id`).
+        model_id (`str`, *optional*):
+            The Hub repo id (`push_to_hub` sets it), used in the usage snippets.
+        language (`str` or `list[str]`, *optional*):
+            Language code(s) of the texts, e.g. `"en"`.
+        license (`str`, *optional*):
+            License of the model, e.g. `"apache-2.0"`.
+        base_model (`str`, *optional*):
+            Hub id of the encoder; default: the encoder's `name_or_path` when it is a Hub id.
+        dataset_name (`str`, *optional*):
+            Name of the training data, shown in the card and the `model-index`.
+        dataset_id (`str`, *optional*):
+            Hub id of the training data set, if it has one (goes to `datasets`).
+        dataset_description (`str`, *optional*):
+            A sentence or two on where the data comes from.
+        tags (`list[str]`, *optional*):
+            Extra tags (added to `mlclf_hub`, `text-classification`, `multi-label-classification`).
+        widget_text (`list[str]`, *optional*):
+            Example texts for the Hub widget; default: the first validation text.
 
     Example:
         >>> card_data = MultiLabelModelCardData(language="en", license="apache-2.0", dataset_name="debtags")
@@ -340,7 +350,11 @@ class MultiLabelModelCardData(ModelCardData):
         before are dropped: they belong to other metrics (record new ones with `set_heldout_metrics`).
 
         Example:
-            >>> card_data.set_eval_metrics(result.eval_metrics, model.config.thresholds, tuned=True)  # doctest: +SKIP
+            >>> card_data = MultiLabelModelCardData(dataset_name="debtags")
+            >>> metrics = {"f1_micro": 0.8, "num_samples": 50}
+            >>> card_data.set_eval_metrics(metrics, model.config.thresholds, tuned=True)
+            >>> card_data.eval_rows, card_data.index_metrics()
+            (50, ({'f1_micro': 0.8, 'num_samples': 50}, 'in-sample'))
         """
         metrics = dict(metrics)
         self.per_label_metrics = metrics.pop("per_label", None) or self.per_label_metrics
@@ -358,7 +372,14 @@ class MultiLabelModelCardData(ModelCardData):
         the card). The `model-index` carries these figures when they exist.
 
         Example:
-            >>> card_data.set_heldout_metrics(result.heldout_metrics, skipped=result.heldout_skipped)  # doctest: +SKIP
+            >>> card_data = MultiLabelModelCardData()
+            >>> card_data.set_eval_metrics({"f1_micro": 0.8}, model.config.thresholds, tuned=True)
+            >>> card_data.set_heldout_metrics({"f1_micro": 0.7})
+            >>> card_data.index_metrics()
+            ({'f1_micro': 0.7}, 'cross-fitted')
+            >>> card_data.set_heldout_metrics(None, skipped="fewer than 20 validation rows")
+            >>> card_data.heldout_skipped, card_data.index_metrics()[1]
+            ('fewer than 20 validation rows', 'in-sample')
         """
         if metrics is None:
             self.heldout_metrics, self.heldout_per_label_metrics = None, {}
@@ -563,8 +584,16 @@ class ModelCardCallback(TrainerCallback):
     `push_to_hub(model, ...)` finds it.
 
     Example:
+        >>> import copy, shutil, tempfile
+        >>> from transformers import Trainer, TrainingArguments
+        >>> tmp_dir = tempfile.mkdtemp()
+        >>> args = TrainingArguments(output_dir=tmp_dir, report_to="none", use_cpu=True)
+        >>> trainer = Trainer(model=copy.deepcopy(model), args=args)
         >>> card_data = MultiLabelModelCardData(dataset_name="debtags")
-        >>> trainer.add_callback(ModelCardCallback(card_data))  # doctest: +SKIP
+        >>> trainer.add_callback(ModelCardCallback(card_data))
+        >>> type(trainer.callback_handler.callbacks[-1]).__name__
+        'ModelCardCallback'
+        >>> shutil.rmtree(tmp_dir)
     """
 
     def __init__(self, card_data: MultiLabelModelCardData) -> None:
@@ -642,16 +671,18 @@ def generate_model_card(
     """Render the card of `model` from `model_card_template.md` (one `ModelCard.from_template` call).
 
     Args:
-        model: The model; its labels, thresholds and backbone are read at render time.
-        card_data: What training recorded; default: `model.model_card_data`, else an empty one.
+        model (`PreTrainedModel`):
+            The model; its labels, thresholds and backbone are read at render time.
+        card_data (`MultiLabelModelCardData`, *optional*):
+            What training recorded; default: `model.model_card_data`, else an empty one.
 
     Returns:
-        The `huggingface_hub.ModelCard` (`str(card)` is the README.md text).
+        `ModelCard`: The `huggingface_hub.ModelCard` (`str(card)` is the README.md text).
 
     Example:
-        >>> card = generate_model_card(model, MultiLabelModelCardData(license="mit"))  # doctest: +SKIP
-        >>> card.data.pipeline_tag  # doctest: +SKIP
-        'text-classification'
+        >>> card = generate_model_card(model, MultiLabelModelCardData(license="mit"))
+        >>> card.data.pipeline_tag, card.data.license
+        ('text-classification', 'mit')
     """
     data = _attached(model) if card_data is None else card_data
     data = copy.deepcopy(data if data is not None else MultiLabelModelCardData())
@@ -665,7 +696,14 @@ def card_writer(model: PreTrainedModel, card_data: MultiLabelModelCardData | Non
     A card that cannot be rendered is logged and skipped: it never breaks the save.
 
     Example:
-        >>> save_model(model, "out", tokenizer, extra_writers=[card_writer(model, card_data)])  # doctest: +SKIP
+        >>> import os, shutil, tempfile
+        >>> from mlclf_hub import save_model
+        >>> tmp_dir = tempfile.mkdtemp()
+        >>> writer = card_writer(model, MultiLabelModelCardData(license="mit"))
+        >>> out = save_model(model, os.path.join(tmp_dir, "out"), tokenizer, extra_writers=[writer])
+        >>> "license: mit" in (out / "README.md").read_text(encoding="utf-8")
+        True
+        >>> shutil.rmtree(tmp_dir)
     """
 
     def write(directory: Path) -> None:
@@ -821,25 +859,39 @@ def push_to_hub(
     meaning (after `import mlclf_hub`, `model.push_to_hub(...)` is this function).
 
     Args:
-        model: The `MultiLabelModel` (also usable as `mlclf_hub.push_to_hub(model, ...)`).
-        repo_id: `"namespace/name"` (or `"name"`, in the token owner's namespace).
-        commit_message: Default "Upload multi-label classifier with mlclf_hub".
-        commit_description: The commit's description (its message body).
-        private: Visibility of a newly created repo (an existing repo keeps its own).
-        token: Hub token; default: the usual places (`HF_TOKEN`, `hf auth login`).
-        revision: Branch to commit to (created from the default branch if missing).
-        create_pr: Open a pull request instead of committing to the branch.
-        max_shard_size: Largest weights file before `save_pretrained` shards them (`"5MB"`, an int of
+        model (`PreTrainedModel`):
+            The `MultiLabelModel` (also usable as `mlclf_hub.push_to_hub(model, ...)`).
+        repo_id (`str`):
+            `"namespace/name"` (or `"name"`, in the token owner's namespace).
+        commit_message (`str`, *optional*):
+            Default "Upload multi-label classifier with mlclf_hub".
+        commit_description (`str`, *optional*):
+            The commit's description (its message body).
+        private (`bool`, *optional*):
+            Visibility of a newly created repo (an existing repo keeps its own).
+        token (`str` or `bool`, *optional*):
+            Hub token; default: the usual places (`HF_TOKEN`, `hf auth login`).
+        revision (`str`, *optional*):
+            Branch to commit to (created from the default branch if missing).
+        create_pr (`bool`, *optional*, defaults to `False`):
+            Open a pull request instead of committing to the branch.
+        max_shard_size (`int` or `str`, *optional*, defaults to `"50GB"`):
+            Largest weights file before `save_pretrained` shards them (`"5MB"`, an int of
             bytes); default transformers' `"50GB"`.
-        tags: Tags added to the card's (which always holds `mlclf_hub`, `text-classification`, ...).
-        tokenizer: Pushed with the model; default: loaded from `model.name_or_path` when it is a directory.
-        card_data: The card's data; default: the one `train()` attached (`model.model_card_data`), else
+        tags (`list[str]`, *optional*):
+            Tags added to the card's (which always holds `mlclf_hub`, `text-classification`, ...).
+        tokenizer (`PreTrainedTokenizerBase`, *optional*):
+            Pushed with the model; default: loaded from `model.name_or_path` when it is a directory.
+        card_data (`MultiLabelModelCardData`, *optional*):
+            The card's data; default: the one `train()` attached (`model.model_card_data`), else
             the README.md next to the model, else a card without metrics.
-        endpoint: Hub URL; default `HF_ENDPOINT` (read when huggingface_hub is imported).
-        extra_writers: More files to add, as for `saving.save_model`.
+        endpoint (`str`, *optional*):
+            Hub URL; default `HF_ENDPOINT` (read when huggingface_hub is imported).
+        extra_writers (`list[ExtraWriter]`, *optional*):
+            More files to add, as for `saving.save_model`.
 
     Returns:
-        The `huggingface_hub.CommitInfo` of the commit (`.oid`, `.commit_url`, `.pr_url`).
+        `CommitInfo`: The `huggingface_hub.CommitInfo` of the commit (`.oid`, `.commit_url`, `.pr_url`).
 
     Raises:
         ValueError: A malformed `repo_id` (nothing is sent).

@@ -73,10 +73,12 @@ def resolve_preprocessing(
     Example:
         >>> from types import SimpleNamespace
         >>> config = SimpleNamespace(max_length=24, sliding_window=False, window_stride=None, window_aggregation="max")
-        >>> resolve_preprocessing(config, tokenizer).max_length  # doctest: +SKIP
+        >>> resolve_preprocessing(config, tokenizer).max_length
         24
-        >>> resolve_preprocessing(config, tokenizer, max_length=64).max_length  # doctest: +SKIP
+        >>> resolve_preprocessing(config, tokenizer, max_length=64).max_length
         64
+        >>> resolve_preprocessing(model.config, tokenizer)  # untrained: the tokenizer's limit, at most 512
+        Preprocessing(max_length=512, sliding_window=False, stride=None, aggregate='max')
     """
     if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)):
         raise TypeError(
@@ -122,9 +124,12 @@ def tokenize_windows(
     of `data.encode_windows`, neighbours sharing `stride` tokens (default `max_length // 4`).
 
     Example:
-        >>> features, owner = tokenize_windows(tokenizer, ["a b c d e f"], 5, sliding_window=True)  # doctest: +SKIP
-        >>> owner  # doctest: +SKIP
-        array([0, 0])
+        >>> texts = ["the team won the game vote", "new chip"]
+        >>> features, owner = tokenize_windows(tokenizer, texts, 5, sliding_window=True)
+        >>> owner
+        array([0, 0, 0, 1])
+        >>> [tokenizer.decode(f["input_ids"]) for f in features[:2]]
+        ['[CLS] the team won [SEP]', '[CLS] won the game [SEP]']
     """
     # data loads datasets and pandas: imported on first use, as the package's lazy modules are
     from .data import encode_windows
@@ -149,22 +154,28 @@ def batched_forward(
     """One eval-mode pass over unpadded token features, longest first, padded per batch; rows in input order.
 
     Args:
-        model: The model; it is put in eval mode for the pass and back in its mode after.
-        features: One mapping per row (`input_ids`, and `token_type_ids` where the model has them): a list
+        model (`PreTrainedModel`):
+            The model; it is put in eval mode for the pass and back in its mode after.
+        features (`Sequence[Mapping[str, Sequence[int]]]`):
+            One mapping per row (`input_ids`, and `token_type_ids` where the model has them): a list
             of dicts, or a tokenized `datasets.Dataset` holding only those columns.
-        pad: Pads a list of rows to one batch of tensors (`DataCollatorWithPadding`, or
+        pad (`Callable`):
+            Pads a list of rows to one batch of tensors (`DataCollatorWithPadding`, or
             `functools.partial(tokenizer.pad, return_tensors="pt")`).
-        batch_size: Rows per forward pass.
-        output: `"logits"` (the model's output logits) or `"pooled"` (`model.pooled_output`, the vectors
+        batch_size (`int`, *optional*, defaults to 64):
+            Rows per forward pass.
+        output (`str`, *optional*, defaults to `"logits"`):
+            `"logits"` (the model's output logits) or `"pooled"` (`model.pooled_output`, the vectors
             the head reads).
-        progress: The label of a progress bar over the batches (none when `None`).
+        progress (`str`, *optional*):
+            The label of a progress bar over the batches (none when `None`).
 
     Returns:
-        A float32 CPU tensor `(rows, ...)`, row `i` for `features[i]`.
+        `torch.Tensor`: A float32 CPU tensor `(rows, ...)`, row `i` for `features[i]`.
 
     Example:
-        >>> pad = functools.partial(tokenizer.pad, return_tensors="pt")  # doctest: +SKIP
-        >>> batched_forward(model, [{"input_ids": [2, 7, 3]}], pad, output="pooled").shape  # doctest: +SKIP
+        >>> pad = functools.partial(tokenizer.pad, return_tensors="pt")
+        >>> batched_forward(model, [{"input_ids": [2, 7, 3]}], pad, output="pooled").shape
         torch.Size([1, 32])
     """
     if output not in ("logits", "pooled"):
@@ -226,26 +237,36 @@ def predict_proba(
     """Sigmoid probabilities `(n_texts, num_labels)` for a list of texts.
 
     Args:
-        model: A `MultiLabelModel` (or any model whose output has multi-label `logits`).
-        tokenizer: Its tokenizer.
-        texts: The texts; row order is kept whatever the batching order.
-        text_pairs: Second texts, one per text, for pair inputs (token type ids kept). Pairs are truncated,
+        model (`PreTrainedModel`):
+            A `MultiLabelModel` (or any model whose output has multi-label `logits`).
+        tokenizer (`PreTrainedTokenizerBase`):
+            Its tokenizer.
+        texts (`Iterable[str]`):
+            The texts; row order is kept whatever the batching order.
+        text_pairs (`Iterable[str]`, *optional*):
+            Second texts, one per text, for pair inputs (token type ids kept). Pairs are truncated,
             never windowed: a model saved with `sliding_window` reads pairs truncated by default, and an
             explicit `sliding_window=True` with pairs is a `ValueError`.
-        batch_size: Texts (or windows) per forward pass.
-        max_length: Token budget per text (or window); default: the length the model was trained at
+        batch_size (`int`, *optional*, defaults to 64):
+            Texts (or windows) per forward pass.
+        max_length (`int`, *optional*):
+            Token budget per text (or window); default: the length the model was trained at
             (`config.max_length`), else the tokenizer's `model_max_length` capped at 512.
-        sliding_window: Read texts longer than `max_length` as overlapping windows; default: as the
+        sliding_window (`bool`, *optional*):
+            Read texts longer than `max_length` as overlapping windows; default: as the
             model was trained (`config.sliding_window`).
-        stride: Tokens shared by neighbouring windows (default: `config.window_stride` when the model
+        stride (`int`, *optional*):
+            Tokens shared by neighbouring windows (default: `config.window_stride` when the model
             was trained on windows, else `max_length // 4`).
-        aggregate: How window probabilities become the text's: `"max"` or `"mean"` (default:
+        aggregate (`str`, *optional*):
+            How window probabilities become the text's: `"max"` or `"mean"` (default:
             `config.window_aggregation`, `"max"`).
-        show_progress: Progress bar; default on for more than 10 batches.
+        show_progress (`bool`, *optional*):
+            Progress bar; default on for more than 10 batches.
 
     Example:
-        >>> probs = predict_proba(model, tokenizer, ["a text", "another"])  # doctest: +SKIP
-        >>> probs.shape  # doctest: +SKIP
+        >>> probs = predict_proba(model, tokenizer, ["a text", "another"])
+        >>> probs.shape
         (2, 3)
     """
     texts = _check_texts(texts)
@@ -290,8 +311,8 @@ def probability_loss(probs: np.ndarray, y_true: np.ndarray, config: object) -> f
     """The model's loss (`multilabel_loss`: BCE, `pos_weight`, focal) of probabilities, such as aggregated windows'.
 
     Example:
-        >>> probability_loss(np.full((1, 2), 0.5), np.array([[1, 0]]), model.config)  # doctest: +SKIP
-        0.6931...
+        >>> probability_loss(np.full((1, 2), 0.5), np.array([[1, 0]]), model.config)
+        0.6931471805599453
     """
     clipped = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
     logits = torch.tensor(np.log(clipped / (1 - clipped)))

@@ -109,8 +109,8 @@ def binarize(
 
     Args:
         probs (`np.ndarray` or array-like): Probabilities of shape `(..., n_labels)`.
-        thresholds (`float` or sequence of `float`, defaults to 0.5): One threshold for every label, or one
-            per label (its length must equal `probs.shape[-1]`); each in [0, 1].
+        thresholds (`float` or sequence of `float`, *optional*, defaults to 0.5): One threshold for every
+            label, or one per label (its length must equal `probs.shape[-1]`); each in [0, 1].
 
     Returns:
         `np.ndarray`: int64 array of 0/1 with the shape of `probs`.
@@ -178,7 +178,8 @@ def validate_multilabel_inputs(
     Args:
         y_true (`np.ndarray` or array-like): `(n_samples, n_labels)` of 0/1 (ints, bools or floats).
         y_score (`np.ndarray` or array-like): `(n_samples, n_labels)` of finite scores.
-        require_probabilities (`bool`, defaults to `True`): Also require every score to lie in [0, 1].
+        require_probabilities (`bool`, *optional*, defaults to `True`): Also require every score to lie
+            in [0, 1].
 
     Returns:
         `tuple[np.ndarray, np.ndarray]`: `y_true` as int64 and `y_score` as float64.
@@ -410,10 +411,10 @@ def multilabel_metrics(
     Args:
         y_true (`np.ndarray` or array-like): `(n_samples, n_labels)` multi-hot targets (0/1, floats allowed).
         y_score (`np.ndarray` or array-like): `(n_samples, n_labels)` probabilities in [0, 1].
-        thresholds (`float` or sequence of `float`, defaults to 0.5): Passed to `binarize`.
+        thresholds (`float` or sequence of `float`, *optional*, defaults to 0.5): Passed to `binarize`.
         label_names (sequence of `str`, *optional*): Names for the `per_label` entries; default "0", "1", ...
-        per_label (`bool`, defaults to `False`): Add a `per_label` entry mapping each name to its `precision`,
-            `recall`, `f1` and `support`.
+        per_label (`bool`, *optional*, defaults to `False`): Add a `per_label` entry mapping each name to its
+            `precision`, `recall`, `f1` and `support`.
 
     Returns:
         `dict[str, Any]`: Flat float metrics (`f1_micro`, `f1_macro`, `f1_weighted`, `f1_samples`, the same
@@ -474,8 +475,8 @@ def make_compute_metrics(
     `TrainingArguments.batch_eval_metrics` off.
 
     Args:
-        thresholds (`float` or sequence of `float`, defaults to 0.5): Decision thresholds, checked here once
-            when a per-label sequence is given and again against the label count at evaluation.
+        thresholds (`float` or sequence of `float`, *optional*, defaults to 0.5): Decision thresholds, checked
+            here once when a per-label sequence is given and again against the label count at evaluation.
         label_names (sequence of `str`, *optional*): Checked against the label count; kept for symmetry with
             `multilabel_metrics`.
 
@@ -515,7 +516,8 @@ def load_metric(**kwargs: Any) -> Any:
     `label_names` keyword arguments, and returns the same dict as `multilabel_metrics`.
 
     Args:
-        **kwargs: Passed to `evaluate.load` (for example `keep_in_memory=True` or `experiment_id`).
+        **kwargs (`dict[str, Any]`, *optional*): Passed to `evaluate.load` (for example
+            `keep_in_memory=True` or `experiment_id`).
 
     Returns:
         `evaluate.Metric`: The loaded metric.

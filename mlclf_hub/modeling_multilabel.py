@@ -254,7 +254,11 @@ class MultiLabelModel(PreTrainedModel):
         """A new random head, as `__init__` makes it, even where `from_pretrained` loaded one.
 
         Example:
-            >>> model.reset_head()  # doctest: +SKIP
+            >>> import copy
+            >>> fresh = copy.deepcopy(model)
+            >>> fresh.reset_head()
+            >>> torch.equal(fresh.classifier.weight, model.classifier.weight)
+            False
         """
         for parameter in self.classifier.parameters():
             parameter._is_hf_initialized = False  # transformers' init functions skip flagged (loaded) tensors
@@ -269,7 +273,12 @@ class MultiLabelModel(PreTrainedModel):
         it is saved as `""`. The config in memory keeps its values.
 
         Example:
-            >>> model.save_pretrained("my-model")  # doctest: +SKIP
+            >>> import os, shutil, tempfile
+            >>> tmp_dir = tempfile.mkdtemp()
+            >>> model.save_pretrained(tmp_dir)
+            >>> sorted(os.listdir(tmp_dir))
+            ['config.json', 'configuration_multilabel.py', 'model.safetensors', 'modeling_multilabel.py']
+            >>> shutil.rmtree(tmp_dir)
         """
         auto_map = dict(getattr(self.config, "auto_map", None) or {})
         auto_map.setdefault("AutoModel", f"{type(self).__module__.rsplit('.', 1)[-1]}.{type(self).__name__}")
@@ -301,9 +310,14 @@ class MultiLabelModel(PreTrainedModel):
         `"float32"` at no measured cost in F1; see `benchmarks/README.md`), the labels as bools.
 
         Example:
-            >>> model.set_knn_memory(torch.randn(100, 384), torch.zeros(100, 5))  # doctest: +SKIP
-            >>> model.knn_keys.dtype, model.config.knn_key_dtype  # doctest: +SKIP
-            (torch.float16, 'float16')
+            >>> import copy
+            >>> model = copy.deepcopy(model)  # the example's own copy
+            >>> model.set_knn_memory(torch.randn(4, 32), torch.zeros(4, 3))
+            >>> model.knn_keys.dtype, model.config.knn_key_dtype, model.config.knn_memory_size
+            (torch.float16, 'float16', 4)
+            >>> model.clear_knn_memory()
+            >>> model.knn_keys.shape, model.config.knn_memory_size
+            (torch.Size([0, 32]), 0)
         """
         if key_dtype not in KNN_KEY_DTYPES:
             raise ValueError(f"knn memory: `key_dtype` must be one of {KNN_KEY_DTYPES}, got {key_dtype!r}.")
@@ -338,7 +352,12 @@ class MultiLabelModel(PreTrainedModel):
         """Store the lexical channel: token ids `(n,)`, their idf `(n,)` and label weights `(n, num_labels)`.
 
         Example:
-            >>> model.set_lexical_model(torch.tensor([5, 9]), torch.ones(2), torch.zeros(2, 3))  # doctest: +SKIP
+            >>> model.set_lexical_model(torch.tensor([9, 5]), torch.ones(2), torch.zeros(2, 3))
+            >>> model.lexical_vocab.tolist(), model.config.lexical_vocab_size
+            ([5, 9], 2)
+            >>> model.clear_lexical_model()
+            >>> model.config.lexical_vocab_size
+            0
         """
         size = vocab.shape[0]
         if vocab.ndim != 1 or idf.shape != (size,) or coef.shape != (size, self.config.num_labels):

@@ -3,10 +3,17 @@
 Importing this module (which `import mlclf_hub` does) registers the task with
 `transformers.pipelines.PIPELINE_REGISTRY`, so
 
+    >>> import os, shutil, tempfile
     >>> from transformers import pipeline
-    >>> classify = pipeline("multi-label-classification", model="my-model")  # doctest: +SKIP
-    >>> classify(["the team won the game"])  # doctest: +SKIP
-    [[{'label': 'sports', 'score': 0.97}]]
+    >>> from mlclf_hub import save_model
+    >>> tmp_dir = tempfile.mkdtemp()
+    >>> model_dir = str(save_model(model, os.path.join(tmp_dir, "my-model"), tokenizer))  # model + tokenizer
+    >>> classify = pipeline("multi-label-classification", model=model_dir)
+    >>> type(classify).__name__
+    'MultiLabelClassificationPipeline'
+    >>> len(classify(["the team won the game", "new chip"]))  # one list of labels per text
+    2
+    >>> shutil.rmtree(tmp_dir)
 
 It differs from the stock `pipeline("text-classification", top_k=None)` (which keeps working on a saved
 model and returns a sigmoid score for every label) in three ways: it applies the model's per-label
@@ -45,7 +52,7 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
     Call (or construction) parameters:
         threshold (`float` or list of `float`, *optional*): Overrides the model's `config.thresholds`
             (one value for every label, or one per label in label-id order).
-        return_all_scores (`bool`, defaults to `False`): Every label, whatever its threshold.
+        return_all_scores (`bool`, *optional*, defaults to `False`): Every label, whatever its threshold.
         top_k (`int`, *optional*): Keep at most this many labels per text (after thresholding).
         max_length (`int`, *optional*): Tokens per text (or window); default: the model's training length
             (`config.max_length`), else the tokenizer's `model_max_length` capped at 512, as `predict_proba`.
@@ -58,11 +65,17 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
         batch_size (`int`, *optional*): Windows per forward pass (the `Pipeline` argument).
 
     Example:
+        >>> import os, shutil, tempfile
         >>> import mlclf_hub  # registers the task
         >>> from transformers import pipeline
-        >>> classify = pipeline("multi-label-classification", model="my-model")  # doctest: +SKIP
-        >>> classify("vote on the new law", return_all_scores=True)  # doctest: +SKIP
-        [{'label': 'politics', 'score': 0.98}, {'label': 'tech', 'score': 0.03}, {'label': 'sports', 'score': 0.01}]
+        >>> tmp_dir = tempfile.mkdtemp()
+        >>> model_dir = str(mlclf_hub.save_model(model, os.path.join(tmp_dir, "my-model"), tokenizer))
+        >>> classify = pipeline("multi-label-classification", model=model_dir)
+        >>> sorted(label["label"] for label in classify("vote on the new law", return_all_scores=True))
+        ['politics', 'sports', 'tech']
+        >>> [len(labels) for labels in classify(["vote on the new law", "new chip"], threshold=0.0)]
+        [3, 3]
+        >>> shutil.rmtree(tmp_dir)
     """
 
     _load_processor = False

@@ -64,18 +64,29 @@ def save_model(
     """Save a model (and tokenizer) to `save_directory` atomically.
 
     Args:
-        model: The model; written with `save_pretrained` (safetensors, remote code, `auto_map`).
-        save_directory: Target directory. The model's files are replaced as a whole; other
+        model (`PreTrainedModel`):
+            The model; written with `save_pretrained` (safetensors, remote code, `auto_map`).
+        save_directory (`str` or `os.PathLike`):
+            Target directory. The model's files are replaced as a whole; other
             entries already there (checkpoints, logs) are kept.
-        tokenizer: Saved next to the weights when given.
-        extra_writers: Callables that add files to the staging directory (the model card, ...).
+        tokenizer (`PreTrainedTokenizerBase`, *optional*):
+            Saved next to the weights when given.
+        extra_writers (`list[ExtraWriter]`, *optional*):
+            Callables that add files to the staging directory (the model card, ...).
 
     Returns:
-        The target directory.
+        `Path`: The target directory.
 
     Example:
-        >>> save_model(model, "my-model", tokenizer)  # doctest: +SKIP
-        PosixPath('my-model')
+        >>> import os, shutil, tempfile
+        >>> tmp_dir = tempfile.mkdtemp()
+        >>> saved = save_model(model, os.path.join(tmp_dir, "my-model"), tokenizer)
+        >>> saved.name
+        'my-model'
+        >>> sorted(os.listdir(saved))  # doctest: +NORMALIZE_WHITESPACE
+        ['config.json', 'configuration_multilabel.py', 'model.safetensors', 'modeling_multilabel.py',
+         'tokenizer.json', 'tokenizer_config.json']
+        >>> shutil.rmtree(tmp_dir)
     """
     target = Path(save_directory)
     if target.exists() and not target.is_dir():

@@ -255,12 +255,15 @@ def tune_thresholds(
         y_true (`np.ndarray` or array-like): `(n_samples, n_labels)` multi-hot targets of the tuning split.
         probs (`np.ndarray` or array-like): `(n_samples, n_labels)` probabilities in [0, 1].
         label_names (sequence of `str`, *optional*): Names reported in `moved`; default column indices.
-        min_positives (`int`, defaults to 10): Fewest positive rows a label needs to be moved.
-        min_gain (`float`, defaults to 0.02): Smallest mean held-out gain in the label's F1 to move it.
-        n_folds (`int`, defaults to 3): Cross-validation folds over rows (at least 2, at most `n_samples`).
-        seed (`int`, defaults to 0): Seed of the row shuffle.
+        min_positives (`int`, *optional*, defaults to 10): Fewest positive rows a label needs to be moved.
+        min_gain (`float`, *optional*, defaults to 0.02): Smallest mean held-out gain in the label's F1 to
+            move it.
+        n_folds (`int`, *optional*, defaults to 3): Cross-validation folds over rows (at least 2, at most
+            `n_samples`).
+        seed (`int`, *optional*, defaults to 0): Seed of the row shuffle.
         grid (sequence of `float`, *optional*): Candidate thresholds; defaults to 0.05, 0.06, ..., 0.95.
-        max_micro_loss (`float`, defaults to 0.0): How much held-out micro-F1 moving one label alone may cost.
+        max_micro_loss (`float`, *optional*, defaults to 0.0): How much held-out micro-F1 moving one label
+            alone may cost.
 
     Returns:
         `ThresholdResult`: The global threshold, per-label thresholds, moved labels and scores.
@@ -371,8 +374,9 @@ def cross_fitted_predictions(
         y_true (`np.ndarray` or array-like): `(n_samples, n_labels)` multi-hot targets.
         probs (`np.ndarray` or array-like): `(n_samples, n_labels)` probabilities in [0, 1].
         label_names (sequence of `str`, *optional*): Passed to `tune_thresholds` (for its log line).
-        seed (`int`, defaults to 0): Seed of the shuffle that cuts the halves, and of `tune_thresholds`' folds.
-        **tune_kwargs: More arguments of `tune_thresholds`.
+        seed (`int`, *optional*, defaults to 0): Seed of the shuffle that cuts the halves, and of
+            `tune_thresholds`' folds.
+        **tune_kwargs (`dict[str, Any]`, *optional*): More arguments of `tune_thresholds`.
 
     Returns:
         `np.ndarray`: `(n_samples, n_labels)` int64 0/1 predictions, in the rows' order.
@@ -419,8 +423,13 @@ def cross_fitted_metrics(
     which no threshold changes, so they are those of `probs` (on 0/1 predictions they would be meaningless).
 
     Args:
-        y_true, probs, label_names, seed, **tune_kwargs: As for `cross_fitted_predictions`.
-        per_label (`bool`, defaults to `False`): Add the `per_label` table of `multilabel_metrics`.
+        y_true (`np.ndarray` or array-like): As for `cross_fitted_predictions`.
+        probs (`np.ndarray` or array-like): As for `cross_fitted_predictions`.
+        label_names (sequence of `str`, *optional*): As for `cross_fitted_predictions`.
+        seed (`int`, *optional*, defaults to 0): As for `cross_fitted_predictions`.
+        per_label (`bool`, *optional*, defaults to `False`): Add the `per_label` table of
+            `multilabel_metrics`.
+        **tune_kwargs (`dict[str, Any]`, *optional*): As for `cross_fitted_predictions`.
 
     Returns:
         `dict[str, Any]`: The keys of `multilabel_metrics`.
@@ -460,9 +469,10 @@ def heldout_metrics(
     What `train()`, the facade and the model card report as the held-out figures of tuned thresholds.
 
     Args:
-        y_true, probs: As for `cross_fitted_metrics`.
-        **kwargs: The keyword arguments of `cross_fitted_metrics` (`label_names`, `seed`, `per_label`, and
-            those of `tune_thresholds`, `n_folds` included).
+        y_true (`np.ndarray` or array-like): As for `cross_fitted_metrics`.
+        probs (`np.ndarray` or array-like): As for `cross_fitted_metrics`.
+        **kwargs (`dict[str, Any]`, *optional*): The keyword arguments of `cross_fitted_metrics`
+            (`label_names`, `seed`, `per_label`, and those of `tune_thresholds`, `n_folds` included).
 
     Example:
 

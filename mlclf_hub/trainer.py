@@ -322,23 +322,38 @@ def train(
     """Fine-tune a multi-label classifier, tune its thresholds and save it.
 
     Args:
-        model_name_or_path: An encoder checkpoint (directory or Hub id), a trained multi-label
-            model, or a `MultiLabelModel` instance.
-        train_data: Rows with text and labels: a DataFrame, a list of `(text, labels)`, a list of
+        model_name_or_path (`str`, `os.PathLike` or `MultiLabelModel`):
+            An encoder checkpoint (directory or Hub id), a trained multi-label model, or a `MultiLabelModel`
+            instance.
+        train_data (`Any`):
+            Rows with text and labels: a DataFrame, a list of `(text, labels)`, a list of
             dicts, a `datasets.Dataset` or a path to JSONL / CSV / Parquet (see `data.to_rows`).
-        eval_data: Validation rows in the same forms; used for evaluation, early stopping and
+        eval_data (`Any`, *optional*):
+            Validation rows in the same forms; used for evaluation, early stopping and
             threshold tuning.
-        labels: The label names in order; default: the sorted union of the labels in the data.
-        args: `MultiLabelTrainingArguments`; defaults are the measured ones.
-        tokenizer: Defaults to the checkpoint's own tokenizer.
-        callbacks: Extra `TrainerCallback`s.
-        resume_from_checkpoint: `True` (latest in `args.output_dir`) or a checkpoint path.
-        text_column, label_column, text_pair_column: Column names in the input.
-        save: Save the final model (weights, tokenizer, remote code, card) to `args.output_dir`.
-        card_data: What the model card says beyond what training records (name, dataset, license).
+        labels (`Sequence[str]` or `LabelSpace`, *optional*):
+            The label names in order; default: the sorted union of the labels in the data.
+        args (`MultiLabelTrainingArguments`, *optional*):
+            The training arguments; defaults are the measured ones.
+        tokenizer (`PreTrainedTokenizerBase`, *optional*):
+            Defaults to the checkpoint's own tokenizer.
+        callbacks (`list[TrainerCallback]`, *optional*):
+            Extra `TrainerCallback`s.
+        resume_from_checkpoint (`str` or `bool`, *optional*):
+            `True` (latest in `args.output_dir`) or a checkpoint path.
+        text_column (`str`, *optional*, defaults to `"text"`):
+            The text column name in the input.
+        label_column (`str`, *optional*, defaults to `"labels"`):
+            The labels column name in the input.
+        text_pair_column (`str`, *optional*):
+            The second text column name in the input, for text pairs.
+        save (`bool`, *optional*, defaults to `True`):
+            Save the final model (weights, tokenizer, remote code, card) to `args.output_dir`.
+        card_data (`MultiLabelModelCardData`, *optional*):
+            What the model card says beyond what training records (name, dataset, license).
 
     Returns:
-        A `TrainResult` with the model, the metrics at the tuned thresholds and the thresholds.
+        `TrainResult`: The model, the metrics at the tuned thresholds and the thresholds.
 
     Example:
         >>> from mlclf_hub import load_sample, train

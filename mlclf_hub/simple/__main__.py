@@ -16,8 +16,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
     Example:
-        >>> main(["docs/simpletransformers.md", "--check"])  # doctest: +SKIP
+        >>> import shutil, tempfile
+        >>> from pathlib import Path
+        >>> from mlclf_hub.simple.args import DOCS_BEGIN, DOCS_END
+        >>> tmp_dir = tempfile.mkdtemp()
+        >>> page = Path(tmp_dir) / "page.md"
+        >>> _ = page.write_text(f"{DOCS_BEGIN}\\n{DOCS_END}\\n", encoding="utf-8")
+        >>> main([str(page)])  # doctest: +ELLIPSIS
+        /...page.md: rewritten
         0
+        >>> main([str(page), "--check"])
+        0
+        >>> shutil.rmtree(tmp_dir)
     """
     parser = argparse.ArgumentParser(prog="python -m mlclf_hub.simple", description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", default="docs/simpletransformers.md", help="the docs page")

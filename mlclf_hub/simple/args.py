@@ -474,7 +474,12 @@ class ClassificationArgs:
         """Write `model_args.json` into `output_dir` (created if needed).
 
         Example:
-            >>> ClassificationArgs().save("my-model")  # doctest: +SKIP
+            >>> import os, shutil, tempfile
+            >>> tmp_dir = tempfile.mkdtemp()
+            >>> ClassificationArgs().save(tmp_dir)
+            >>> os.listdir(tmp_dir)
+            ['model_args.json']
+            >>> shutil.rmtree(tmp_dir)
         """
         os.makedirs(output_dir, exist_ok=True)
         with open(os.path.join(output_dir, ARGS_FILE), "w", encoding="utf-8") as handle:
@@ -484,8 +489,14 @@ class ClassificationArgs:
         """Update from `input_dir/model_args.json` if it exists; unknown keys there are skipped with a warning.
 
         Example:
+            >>> import shutil, tempfile
+            >>> tmp_dir = tempfile.mkdtemp()
+            >>> MultiLabelClassificationArgs(num_train_epochs=3).save(tmp_dir)
             >>> args = MultiLabelClassificationArgs()
-            >>> args.load("my-model")  # doctest: +SKIP
+            >>> args.load(tmp_dir)
+            >>> args.num_train_epochs
+            3
+            >>> shutil.rmtree(tmp_dir)
         """
         path = os.path.join(str(input_dir), ARGS_FILE)
         if not os.path.isfile(path):
@@ -818,8 +829,13 @@ def update_docs(path: str | os.PathLike, check: bool = False) -> bool:
         `bool`: Whether the page was (with `check`: would be) changed.
 
     Example:
-        >>> update_docs("docs/simpletransformers.md", check=True)  # doctest: +SKIP
-        False
+        >>> import os, shutil, tempfile
+        >>> tmp_dir = tempfile.mkdtemp()
+        >>> page = os.path.join(tmp_dir, "page.md")
+        >>> _ = Path(page).write_text(f"# Fields\\n{DOCS_BEGIN}\\n{DOCS_END}\\n", encoding="utf-8")
+        >>> update_docs(page, check=True), update_docs(page), update_docs(page, check=True)
+        (True, True, False)
+        >>> shutil.rmtree(tmp_dir)
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8")

@@ -272,7 +272,7 @@ class MultiLabelClassificationModel:
             Use a GPU if there is one; without one: a warning and the CPU (simpletransformers raises).
         cuda_device (`int`, *optional*, defaults to -1):
             GPU index (-1: the current device).
-        **kwargs:
+        **kwargs (`dict[str, Any]`, *optional*):
             Passed to `from_pretrained` of the model (`revision`, `token`, `dtype`, ...).
 
     Raises:
@@ -589,14 +589,15 @@ class MultiLabelClassificationModel:
                 Fields to update first; the update persists.
             verbose (`bool`, *optional*, defaults to `True`):
                 Log where the model went.
-            **kwargs:
+            **kwargs (`dict[str, Callable]`, *optional*):
                 Metric functions `fn(labels, predictions)`, evaluated during training on the Trainer's own
                 evaluation pass; they get 0/1 predictions (`prob_`-prefixed names get probabilities).
 
         Returns:
-            `(global_step, training_details)`: `training_details` is the mean training loss (float), or
-            with `evaluate_during_training` a dict of lists, one entry per evaluation: `global_step`,
-            `train_loss`, `LRAP`, your metrics, `eval_loss`, then the other metrics (`f1_micro`, ...).
+            `tuple[int, float | dict[str, list]]`: `(global_step, training_details)`; `training_details` is
+            the mean training loss (float), or with `evaluate_during_training` a dict of lists, one entry per
+            evaluation: `global_step`, `train_loss`, `LRAP`, your metrics, `eval_loss`, then the other metrics
+            (`f1_micro`, ...).
 
         Raises:
             ValueError: `evaluate_during_training` without `eval_df`; a non-empty `output_dir` without
@@ -729,23 +730,34 @@ class MultiLabelClassificationModel:
                 Log the results.
             silent (`bool`, *optional*, defaults to `False`):
                 No progress bar.
-            **kwargs:
+            **kwargs (`dict[str, Callable]`, *optional*):
                 Metric functions `fn(labels, predictions)`, called with the 0/1 label matrix and the 0/1
                 prediction matrix (simpletransformers #125 #916 #1033 passed probabilities); a name starting
                 with `prob_` gets the probabilities instead (e.g. `prob_auc=roc_auc_score`).
 
         Returns:
-            `(result, model_outputs, wrong_predictions)`: `result` has `LRAP`, your metrics, `eval_loss`
+            `tuple[dict[str, Any], np.ndarray, list[InputExample]]`: `result`, `model_outputs` and
+            `wrong_predictions`; `result` has `LRAP`, your metrics, `eval_loss`
             (mean binary cross-entropy of the returned probabilities, with the model's `pos_weight`) and
             the multi-label metrics (`f1_micro`, `f1_macro`, ..., `hamming_loss`); `model_outputs` the
             float64 probabilities `(n, num_labels)`; `wrong_predictions` an `InputExample` per row whose
             predicted labels differ from the true ones.
 
         Example:
+            >>> import os, shutil, tempfile
+            >>> import pandas as pd
             >>> from sklearn.metrics import f1_score
-            >>> result, outputs, wrong = model.eval_model(eval_df, f1=lambda y, p: f1_score(y, p, average="micro"))  # doctest: +SKIP
-            >>> result["LRAP"], result["f1"], outputs.shape  # doctest: +SKIP
-            (0.83, 0.5, (3, 3))
+            >>> from mlclf_hub import save_model
+            >>> tmp_dir = tempfile.mkdtemp()
+            >>> model_dir = str(save_model(model, os.path.join(tmp_dir, "my-model"), tokenizer))
+            >>> model = MultiLabelClassificationModel("bert", model_dir, use_cuda=False)
+            >>> texts = ["the team won the game", "vote on the new law", "new chip"]
+            >>> eval_df = pd.DataFrame({"text": texts, "labels": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]})
+            >>> micro_f1 = lambda y, p: f1_score(y, p, average="micro")
+            >>> result, outputs, wrong = model.eval_model(eval_df, output_dir=tmp_dir, f1=micro_f1)
+            >>> 0 <= result["LRAP"] <= 1, 0 <= result["f1"] <= 1, outputs.shape
+            (True, True, (3, 3))
+            >>> shutil.rmtree(tmp_dir)
         """
         metric_fns = self._check_metric_fns(kwargs)
         split = self._rows(eval_df, "eval")
@@ -798,13 +810,19 @@ class MultiLabelClassificationModel:
                 Always multi-label; kept for compatibility.
 
         Returns:
-            `(predictions, raw_outputs)`: int64 0/1 array and float64 probability array, both
-            `(len(to_predict), num_labels)`.
+            `tuple[np.ndarray, np.ndarray]`: `(predictions, raw_outputs)`; int64 0/1 array and float64
+            probability array, both `(len(to_predict), num_labels)`.
 
         Example:
-            >>> predictions, raw_outputs = model.predict(["Sam"], threshold=[0.3, 0.5, 0.9])  # doctest: +SKIP
-            >>> predictions.shape, raw_outputs.dtype  # doctest: +SKIP
+            >>> import os, shutil, tempfile
+            >>> from mlclf_hub import save_model
+            >>> tmp_dir = tempfile.mkdtemp()
+            >>> model_dir = str(save_model(model, os.path.join(tmp_dir, "my-model"), tokenizer))
+            >>> model = MultiLabelClassificationModel("bert", model_dir, use_cuda=False)
+            >>> predictions, raw_outputs = model.predict(["Sam"], threshold=[0.3, 0.5, 0.9])
+            >>> predictions.shape, raw_outputs.dtype
             ((1, 3), dtype('float64'))
+            >>> shutil.rmtree(tmp_dir)
         """
         if isinstance(threshold, bool):  # predict(texts, True): simpletransformers' positional multi_label
             threshold = None
@@ -834,7 +852,16 @@ class MultiLabelClassificationModel:
         `optimizer` and `scheduler` are accepted and ignored (the Trainer's checkpoints hold them).
 
         Example:
-            >>> model.save_model("my-model")  # doctest: +SKIP
+            >>> import os, shutil, tempfile
+            >>> from mlclf_hub import save_model
+            >>> tmp_dir = tempfile.mkdtemp()
+            >>> model_dir = str(save_model(model, os.path.join(tmp_dir, "my-model"), tokenizer))
+            >>> model = MultiLabelClassificationModel("bert", model_dir, use_cuda=False)
+            >>> model.save_model(os.path.join(tmp_dir, "copy"))
+            >>> sorted(os.listdir(os.path.join(tmp_dir, "copy")))  # doctest: +NORMALIZE_WHITESPACE
+            ['config.json', 'configuration_multilabel.py', 'model.safetensors', 'model_args.json',
+             'modeling_multilabel.py', 'tokenizer.json', 'tokenizer_config.json']
+            >>> shutil.rmtree(tmp_dir)
         """
         output_dir = str(output_dir or self.args.output_dir)
         if model is not None and model is not self.model:
@@ -851,7 +878,15 @@ class MultiLabelClassificationModel:
         """Write `model_args.json` to `output_dir`.
 
         Example:
-            >>> model.save_model_args("my-model")  # doctest: +SKIP
+            >>> import os, shutil, tempfile
+            >>> from mlclf_hub import save_model
+            >>> tmp_dir = tempfile.mkdtemp()
+            >>> model_dir = str(save_model(model, os.path.join(tmp_dir, "my-model"), tokenizer))
+            >>> model = MultiLabelClassificationModel("bert", model_dir, use_cuda=False)
+            >>> model.save_model_args(os.path.join(tmp_dir, "args"))
+            >>> os.listdir(os.path.join(tmp_dir, "args"))
+            ['model_args.json']
+            >>> shutil.rmtree(tmp_dir)
         """
         self.args.save(output_dir)
 
@@ -859,8 +894,14 @@ class MultiLabelClassificationModel:
         """Names of the model's parameters.
 
         Example:
-            >>> model.get_named_parameters()[-1]  # doctest: +SKIP
+            >>> import os, shutil, tempfile
+            >>> encoder_dir = os.path.join(tempfile.mkdtemp(), "encoder")
+            >>> model.backbone.save_pretrained(encoder_dir)  # a plain BERT encoder and its tokenizer
+            >>> _ = tokenizer.save_pretrained(encoder_dir)
+            >>> model = MultiLabelClassificationModel("bert", encoder_dir, num_labels=3, use_cuda=False)
+            >>> model.get_named_parameters()[-1]
             'classifier.bias'
+            >>> shutil.rmtree(os.path.dirname(encoder_dir))
         """
         return [name for name, _ in self.model.named_parameters()]
 
@@ -879,7 +920,7 @@ class MultiLabelClassificationModel:
         Args:
             repo_id (`str`):
                 `"namespace/name"`.
-            **kwargs:
+            **kwargs (`dict[str, Any]`, *optional*):
                 `private`, `revision`, `commit_message`, `token`, `create_pr`, `endpoint`, as for
                 `mlclf_hub.push_to_hub`.
 
