@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 from transformers.utils import logging
 
+from .configuration_multilabel import MultiLabelConfig
 from .inference import batched_forward
 from .modeling_multilabel import MultiLabelModel, lexical_token_weights
 from .training_args import MultiLabelTrainingArguments
@@ -170,7 +171,7 @@ def init_head_from_linear_probe(
     model: MultiLabelModel,
     dataset: Any,
     collator: Any,
-    c: float = 1.0,
+    c: float = MultiLabelTrainingArguments.probe_c,
     batch_size: int = 64,
     show_progress: bool = False,
 ) -> None:
@@ -213,9 +214,9 @@ def build_knn_memory(
     *,
     max_rows: int | None = None,
     seed: int = 42,
-    neighbors: int = 30,
-    weight: float = 0.5,
-    temperature: float = 20.0,
+    neighbors: int = MultiLabelConfig.knn_neighbors,
+    weight: float = MultiLabelConfig.knn_weight,
+    temperature: float = MultiLabelConfig.knn_temperature,
     key_dtype: str = "float16",
     batch_size: int = 64,
     show_progress: bool = False,
@@ -333,8 +334,8 @@ def fit_lexical_model(
     model: MultiLabelModel,
     dataset: Any,
     special_ids: Sequence[int] = (),
-    c: float = 30.0,
-    weight: float = 0.5,
+    c: float = MultiLabelTrainingArguments.lexical_c,
+    weight: float = MultiLabelConfig.lexical_weight,
     show_progress: bool = False,
 ) -> None:
     """Fit and store the model's lexical channel on a tokenized, labelled `dataset`.

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from transformers import TrainingArguments
 
+from .configuration_multilabel import MultiLabelConfig
+
 HEAD_INITS = ("linear_probe", "keep")
 
 
@@ -96,7 +98,7 @@ class MultiLabelTrainingArguments(TrainingArguments):
         default=0.0, metadata={"help": "Focal-loss gamma; 0 is plain binary cross-entropy."}
     )
     knn_neighbors: int = field(
-        default=30,
+        default=MultiLabelConfig.knn_neighbors,
         metadata={
             "help": "After training, store the training rows as a nearest-neighbour memory and add the "
             "label log-odds of this many nearest rows to the logits (>= 1, as in the config; knn_weight=0 "
@@ -112,14 +114,15 @@ class MultiLabelTrainingArguments(TrainingArguments):
         },
     )
     knn_weight: float = field(
-        default=0.5,
+        default=MultiLabelConfig.knn_weight,
         metadata={"help": "Weight of the memory's log-odds in the logits (0: no memory is built)."},
     )
     knn_temperature: float = field(
-        default=20.0, metadata={"help": "Softmax temperature over the neighbours' cosine similarities."}
+        default=MultiLabelConfig.knn_temperature,
+        metadata={"help": "Softmax temperature over the neighbours' cosine similarities."},
     )
     lexical_weight: float = field(
-        default=0.5,
+        default=MultiLabelConfig.lexical_weight,
         metadata={
             "help": "After training, fit a logistic regression on the training rows' TF-IDF bags of tokens "
             "and add this weight times its scores to the logits (0: no lexical channel)."

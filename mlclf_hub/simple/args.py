@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
+from ..configuration_multilabel import MultiLabelConfig
 from ..training_args import HEAD_INITS, MultiLabelTrainingArguments
 
 logger = logging.get_logger(__name__)
@@ -363,18 +364,18 @@ class ClassificationArgs:
     )
     head_learning_rate: float | None = _f(1e-3, "mapped", "mlclf_hub: `head_learning_rate`.")
     knn_neighbors: int = _f(
-        30,
+        MultiLabelConfig.knn_neighbors,
         "mapped",
         "mlclf_hub: `knn_neighbors`: neighbours (>= 1) looked up in the memory of the training rows stored "
         "with the model after training.",
     )
     knn_weight: float = _f(
-        0.5,
+        MultiLabelConfig.knn_weight,
         "mapped",
         "mlclf_hub: `knn_weight`: weight of the memory's label log-odds in the logits (0: no memory is built).",
     )
     lexical_weight: float = _f(
-        0.5,
+        MultiLabelConfig.lexical_weight,
         "mapped",
         "mlclf_hub: `lexical_weight`: weight of the lexical channel (a logistic regression on TF-IDF bags of "
         "tokens fitted on the training rows after training) in the logits (0: none).",
