@@ -38,6 +38,10 @@ What it models
   ``"lfs"``, and no response carries ``X-Xet-*`` headers, ``Link: rel="xet-auth"`` or ``xetHash``, so the client
   never tries Xet (which would fail: there are no Xet routes). ``lfsFile`` commit lines are refused with 400.
 * ``deletedFile`` / ``deletedFolder`` commit lines are supported; ``parentCommit`` is ignored.
+* Pull requests, as ``upload_folder(create_pr=True)`` makes them: ``POST /api/models/{repo}/discussions``
+  (``pullRequest: true``) opens ``refs/pr/N`` on main's head and answers ``{"num"}``, ``GET
+  .../discussions/{N}`` gives the details the client parses, and commits to ``refs/pr/N`` move that ref only
+  (main stays); ``refs/pr/N`` resolves for downloads. A commit with ``?create_pr=1`` opens one the same way.
 * The ``private`` flag is stored; a private repo answers 401 ``RepoNotFound`` to requests without an
   ``Authorization`` header. Any token is accepted; the last one seen is ``server.last_token`` and every
   request is appended to ``server.request_log`` as ``(method, path, status)`` (status ``None`` when dropped).
@@ -140,6 +144,8 @@ class _Repo:
         self.created_at = _now()
         self.branches: dict[str, str] = {}
         self.tags: dict[str, str] = {}
+        self.pulls: dict[str, str] = {}  # "refs/pr/N" -> commit sha (create_pr=True commits)
+        self.pull_titles: dict[int, str] = {}
         self.commits: dict[str, _Commit] = {}
 
     def resolve(self, revision: str) -> str | None:
@@ -151,6 +157,8 @@ class _Repo:
             return self.branches[revision]
         if revision in self.tags:
             return self.tags[revision]
+        if revision in self.pulls:
+            return self.pulls[revision]
         if _SHA_RE.match(revision) and revision in self.commits:
             return revision
         return None
@@ -489,7 +497,45 @@ class HubServer:
             return self._tag(req, repo_id, arg, method)
         if action == "settings" and method == "PUT":
             return self._settings(req, repo_id)
+        if action == "discussions" and method == "POST" and arg is None:
+            return self._open_discussion(req, repo_id)
+        if action == "discussions" and method == "GET" and arg and arg.isdigit():
+            return self._discussion(req, repo_id, int(arg))
         raise _HubError(404, f"Route not found: {method} {req.path}")
+
+    # -- pull requests (what upload_folder(create_pr=True) needs) ---------------------------------------------
+    def _open_discussion(self, req: _Handler, repo_id: str) -> int:
+        payload = req.json_body()
+        if not payload.get("pullRequest"):
+            raise _HubError(400, "Only pull requests are supported by the local test server")
+        with self._lock:
+            repo, base = self._get_commit(req, repo_id, "main")
+            number = len(repo.pulls) + 1
+            repo.pulls[f"refs/pr/{number}"] = base.oid  # opened on main's head; commits go to refs/pr/N
+            repo.pull_titles[number] = str(payload.get("title") or "")
+        return req.send_json({"num": number, "url": f"{req.base_url}/{repo_id}/discussions/{number}"})
+
+    def _discussion(self, req: _Handler, repo_id: str, number: int) -> int:
+        with self._lock:
+            repo = self._get_repo(req, repo_id)
+            if f"refs/pr/{number}" not in repo.pulls:
+                raise _HubError(404, f"Discussion {number} not found")
+            title = repo.pull_titles.get(number, "")
+        return req.send_json(
+            {
+                "num": number,
+                "title": title,
+                "status": "open",
+                "author": {"name": DEFAULT_USER},
+                "createdAt": repo.created_at,
+                "repo": {"name": repo_id, "type": "model"},
+                "isPullRequest": True,
+                "events": [],
+                "changes": {"base": "refs/heads/main"},
+                "filesWithConflicts": [],
+                "diff": "",
+            }
+        )
 
     # -- repo lookup -------------------------------------------------------------------------------------------
     def _get_repo(self, req: _Handler, repo_id: str) -> _Repo:
@@ -745,14 +791,13 @@ class HubServer:
             return req.send_json({})
 
     # -- upload ------------------------------------------------------------------------------------------------
-    def _check_create_pr(self, req: _Handler) -> None:
-        if (req.query.get("create_pr") or ["0"])[0] not in ("0", "false", ""):
-            raise _HubError(400, "create_pr is not supported by the local test server")
+    @staticmethod
+    def _wants_pr(req: _Handler) -> bool:
+        return (req.query.get("create_pr") or ["0"])[0] not in ("0", "false", "")
 
     def _preupload(self, req: _Handler, repo_id: str, revision: str) -> int:
         if self._take_failure("preupload_500"):
             raise _HubError(500, "Injected failure: preupload_500")
-        self._check_create_pr(req)
         payload = req.json_body()
         with self._lock:
             _, commit = self._get_commit(req, repo_id, revision)
@@ -775,14 +820,14 @@ class HubServer:
             raise _HubError(500, "Injected failure: commit_500")
         if self._take_failure("drop_commit"):
             raise _Dropped()
-        self._check_create_pr(req)
+        create_pr = self._wants_pr(req)
         lines = [json.loads(line) for line in req.body.splitlines() if line.strip()]
         header = next((x["value"] for x in lines if x.get("key") == "header"), {})
         with self._lock:
             repo, parent = self._get_commit(req, repo_id, revision)
             branch = revision[len("refs/heads/") :] if revision.startswith("refs/heads/") else revision
-            if branch not in repo.branches:
-                raise _HubError(400, f"Can only commit to a branch, not to {revision!r}")
+            if branch not in repo.branches and branch not in repo.pulls:
+                raise _HubError(400, f"Can only commit to a branch or a pull request, not to {revision!r}")
             files = dict(parent.files)
             for item in lines:
                 key, value = item.get("key"), item.get("value") or {}
@@ -816,13 +861,22 @@ class HubServer:
             commit = self._new_commit(
                 repo, parent.oid, header.get("summary") or "", header.get("description") or "", files
             )
-            repo.branches[branch] = commit.oid
+            pr_url = None
+            if create_pr:  # a pull request: the commit goes to refs/pr/N, the branch stays where it was
+                number = len(repo.pulls) + 1
+                repo.pulls[f"refs/pr/{number}"] = commit.oid
+                pr_url = f"{req.base_url}/{repo_id}/discussions/{number}"
+            elif branch in repo.pulls:
+                repo.pulls[branch] = commit.oid
+                pr_url = f"{req.base_url}/{repo_id}/discussions/{branch.rsplit('/', 1)[-1]}"
+            else:
+                repo.branches[branch] = commit.oid
         return req.send_json(
             {
                 "success": True,
                 "commitOid": commit.oid,
                 "commitUrl": f"{req.base_url}/{repo_id}/commit/{commit.oid}",
-                "pullRequestUrl": None,
+                "pullRequestUrl": pr_url,
             }
         )
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import ModelCard, ModelCardData, hf_hub_download
 from transformers import AutoModelForSequenceClassification
 
 from mlclf_hub import AutoModelForMultiLabel, push_to_hub
@@ -716,12 +716,29 @@ def test_tags_reach_a_readme_taken_as_it_is(trained, hub_server):
     assert card.text == local.text
 
 
-def test_create_pr_reaches_the_server(trained, hub_server, hub_fast_retry):
-    # tests/hub_server.py answers create_pr with 400 (it has no pull requests yet): the flag got there.
-    with pytest.raises(HubPushError, match="create_pr is not supported by the local test server"):
-        trained.model.push_to_hub(
-            "ns/pr", create_pr=True, tokenizer=trained.tokenizer, endpoint=hub_server.endpoint, token="hf_x"
+def test_create_pr_opens_a_pull_request_and_leaves_the_branch(trained, hub_server):
+    """`create_pr=True` commits to refs/pr/N (tests/hub_server.py serves pull requests); main stays as it was."""
+    first = push_to_hub(
+        trained.model, "ns/pr", tokenizer=trained.tokenizer, endpoint=hub_server.endpoint, token="hf_x"
+    )
+    trained.model.config.thresholds = [0.25] * trained.model.config.num_labels
+    try:
+        info = push_to_hub(
+            trained.model,
+            "ns/pr",
+            create_pr=True,
+            tokenizer=trained.tokenizer,
+            endpoint=hub_server.endpoint,
+            token="hf_x",
         )
+    finally:
+        trained.model.config.thresholds = json.loads(hub_server.files("ns/pr")["config.json"])["thresholds"]
+    assert info.pr_url == f"{hub_server.endpoint}/ns/pr/discussions/1" and info.pr_num == 1
+    assert hub_server.head("ns/pr") == first.oid  # main untouched
+    config = hf_hub_download(
+        "ns/pr", "config.json", revision="refs/pr/1", endpoint=hub_server.endpoint, token="hf_x"
+    )
+    assert json.loads(Path(config).read_text())["thresholds"] == [0.25] * trained.model.config.num_labels
 
 
 # --------------------------------------------------------------------------------------------------------------
