@@ -119,6 +119,8 @@ IGNORED_HYPERPARAMETERS = frozenset(
     }
 )
 DIGITS = 4
+#: The card's example text when the user gives none: neutral, not a row of anyone's data.
+DEFAULT_WIDGET_TEXT = "Type a text here to see which labels it gets."
 #: How a hyperparameter that holds a local path appears in the card.
 LOCAL_PATH = "<local path>"
 #: Saved tokenizer files whose string values are checked for local paths before an upload.
@@ -256,7 +258,11 @@ class MultiLabelModelCardData(ModelCardData):
         tags (`list[str]`, *optional*):
             Extra tags (added to `mlclf_hub`, `text-classification`, `multi-label-classification`).
         widget_text (`list[str]`, *optional*):
-            Example texts for the Hub widget; default: the first validation text.
+            Example texts for the Hub widget and the usage snippets; default: `DEFAULT_WIDGET_TEXT`, a neutral
+            sentence. The card is public once pushed: no training or validation row goes on it unless
+            `widget_from_validation` asks for one.
+        widget_from_validation (`bool`, *optional*, defaults to `False`):
+            Use the first validation text as the example when `widget_text` is not given.
 
     Example:
         >>> card_data = MultiLabelModelCardData(language="en", license="apache-2.0", dataset_name="debtags")
@@ -275,6 +281,7 @@ class MultiLabelModelCardData(ModelCardData):
     dataset_description: str | None = None
     tags: list[str] = field(default_factory=list)
     widget_text: list[str] = field(default_factory=list)
+    widget_from_validation: bool = False
 
     # Filled during training (ModelCardCallback, train())
     all_hyperparameters: dict[str, Any] = field(default_factory=dict, init=False)
@@ -532,7 +539,7 @@ class MultiLabelModelCardData(ModelCardData):
         values["lexical_megabytes_text"] = (
             format_megabytes(self.lexical_megabytes) if self.lexical_megabytes else None
         )
-        values["widget_example"] = self.widget_text[0] if self.widget_text else "Your text here."
+        values["widget_example"] = self.widget_text[0] if self.widget_text else DEFAULT_WIDGET_TEXT
         sections: dict[str, Callable[[], Any]] = {
             "labels_table": self._labels_table,
             "eval_table": self._eval_table,
@@ -563,7 +570,7 @@ class MultiLabelModelCardData(ModelCardData):
             "base_model": self.base_model,
             "datasets": self.datasets,
             "metrics": sorted({m[2] for m in CARD_METRICS if m[0] in self.index_metrics()[0]}) or None,
-            "widget": [{"text": text} for text in self.widget_text] or None,
+            "widget": [{"text": text} for text in self.widget_text or [DEFAULT_WIDGET_TEXT]],
         }
         try:
             results = self.eval_result_list()
@@ -641,7 +648,8 @@ class ModelCardCallback(TrainerCallback):
             tuned=False,
         )
         dataset = getattr(eval_dataloader, "dataset", None)
-        if not self.card_data.widget_text and dataset is not None and processing_class is not None:
+        wants_row = self.card_data.widget_from_validation and not self.card_data.widget_text
+        if wants_row and dataset is not None and processing_class is not None:
             try:
                 text = processing_class.decode(dataset[0]["input_ids"], skip_special_tokens=True).strip()
                 if text:

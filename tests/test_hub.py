@@ -20,6 +20,7 @@ from transformers import AutoModelForSequenceClassification
 from mlclf_hub import AutoModelForMultiLabel, push_to_hub
 from mlclf_hub.hub import (
     CARD_METRICS,
+    DEFAULT_WIDGET_TEXT,
     HubPushError,
     MultiLabelModelCardData,
     format_megabytes,
@@ -90,7 +91,9 @@ def test_card_parses_validates_and_holds_the_real_metrics(trained):
     assert data["library_name"] == "transformers"
     assert {"mlclf_hub", "multi-label-classification"} <= set(data["tags"])
     assert data["language"] == "en" and data["license"] == "apache-2.0"
-    assert data["widget"] and data["widget"][0]["text"]
+    # no validation row on a public card unless asked: the neutral default, in the widget and the snippets
+    assert data["widget"] == [{"text": DEFAULT_WIDGET_TEXT}]
+    assert json.dumps(DEFAULT_WIDGET_TEXT) in card.text
     assert "model-index" in readme.read_text().split("---")[1]
 
     metrics, heldout = trained.eval_metrics, trained.heldout_metrics
@@ -132,7 +135,7 @@ tags:
 - custom_code
 metrics:
 (- \w+\n)+widget:
-- text: [a-z ]+
+- text: Type a text here to see which labels it gets\.
 model-index:
 - name: multi-label text classifier
   results:
@@ -826,3 +829,21 @@ def test_cli_train_push_to_hub_pushes_the_final_model(tmp_path, hub_env, capsys)
     assert set(files) >= MODEL_FILES
     assert json.loads(files["config.json"])["max_length"] == 128
     assert b'from_pretrained("ns/from-cli")' in files["README.md"]
+
+
+def test_card_shows_a_validation_row_only_when_asked(tmp_path):
+    rows = keyword_rows(40, seed=2)
+    for asked in (False, True):
+        args = tiny_training_args(str(tmp_path / f"asked-{asked}"), num_train_epochs=1)
+        card_data = MultiLabelModelCardData(widget_from_validation=asked)
+        result = train_tiny(keyword_rows(40, seed=1), rows, args=args, card_data=card_data)
+        widget = ModelCard.load(Path(result.output_dir) / "README.md").data.to_dict()["widget"]
+        assert (widget[0]["text"] == rows[0][0]) is asked
+        assert (widget[0]["text"] == DEFAULT_WIDGET_TEXT) is not asked
+    chosen = MultiLabelModelCardData(widget_text="my own example", widget_from_validation=True)
+    result = train_tiny(
+        keyword_rows(40, seed=1), rows, args=tiny_training_args(str(tmp_path / "own")), card_data=chosen
+    )
+    assert ModelCard.load(Path(result.output_dir) / "README.md").data.to_dict()["widget"] == [
+        {"text": "my own example"}
+    ]
