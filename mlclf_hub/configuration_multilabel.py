@@ -7,14 +7,18 @@ but `transformers` and the standard library.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, ClassVar
 
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
+from transformers.dynamic_module_utils import custom_object_save
 
 POOLING_MODES = ("cls", "mean", "max")
 WINDOW_AGGREGATIONS = ("max", "mean")
 KNN_KEY_DTYPES = ("float16", "float32")
+#: How a config loaded beside an installed pipeline lists a saved pipeline of the same task.
+REMOTE_CODE_TASK = "{task} (remote code)"
 
 
 class MultiLabelConfig(PreTrainedConfig):
@@ -95,6 +99,14 @@ class MultiLabelConfig(PreTrainedConfig):
     sub_configs_defaults: ClassVar[dict[str, SubConfigSpec]] = {
         "backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="bert"),
     }
+    #: The pipeline saved with configs of this class, as transformers' `Pipeline.save_pretrained` saves one: its
+    #: source files beside `config.json` and its registered tasks in `custom_pipelines`. `mlclf_hub` sets it when
+    #: it registers its pipeline; the remote code's own class keeps `None` (and saves what it loaded). With it
+    #: set, a loaded config lists a saved pipeline of one of its tasks as `REMOTE_CODE_TASK`, so that
+    #: `pipeline(task, model=...)` builds the installed class without `trust_remote_code` (transformers would
+    #: otherwise require it: a config's `custom_pipelines` wins over the registry), while
+    #: `pipeline(model=..., trust_remote_code=True)` still infers the saved one.
+    pipeline_class: ClassVar[type | None] = None
 
     backbone_config: Any = None
     thresholds: list[float] | None = None
@@ -129,6 +141,61 @@ class MultiLabelConfig(PreTrainedConfig):
         self.thresholds = [float(t) for t in self.thresholds]
         self._validate_thresholds()
         self._validate_head()
+        saved, installed = getattr(self, "custom_pipelines", None), self._installed_pipelines()
+        if saved and installed:
+            self.custom_pipelines = {
+                REMOTE_CODE_TASK.format(task=task) if task in installed else task: info
+                for task, info in saved.items()
+            }
+
+    def _installed_pipelines(self) -> dict[str, dict[str, Any]]:
+        """The `custom_pipelines` entries of `pipeline_class` (none without one), as `config.json` holds them."""
+        pipeline_class = type(self).pipeline_class
+        if pipeline_class is None:
+            return {}
+        name = f"{pipeline_class.__module__.rsplit('.', 1)[-1]}.{pipeline_class.__name__}"
+        return {
+            task: {
+                "impl": name,
+                "pt": [model_class.__name__ for model_class in info.get("pt", ())],
+                "tf": [],
+                "type": info.get("type", "text"),
+            }
+            for task, info in getattr(pipeline_class, "_registered_impl", {}).items()
+        }
+
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any
+    ) -> None:
+        """`PreTrainedConfig.save_pretrained`, plus the source files and `custom_pipelines` of `pipeline_class`.
+
+        Example:
+            >>> import json, os, tempfile
+            >>> with tempfile.TemporaryDirectory() as tmp_dir:
+            ...     config.save_pretrained(tmp_dir)
+            ...     saved = json.load(open(os.path.join(tmp_dir, "config.json")))
+            ...     files = sorted(os.listdir(tmp_dir))
+            >>> list(saved["custom_pipelines"])  # after `import mlclf_hub`
+            ['multi-label-classification']
+            >>> files
+            ['config.json', 'configuration_multilabel.py', 'pipeline_multilabel.py', 'processing_multilabel.py']
+        """
+        installed = self._installed_pipelines()
+        if not installed:
+            return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        had, loaded = "custom_pipelines" in self.__dict__, self.__dict__.get("custom_pipelines")
+        remote = {REMOTE_CODE_TASK.format(task=task) for task in installed}
+        kept = {task: info for task, info in (loaded or {}).items() if task not in remote}
+        self.custom_pipelines = {**kept, **installed}
+        try:
+            os.makedirs(save_directory, exist_ok=True)
+            custom_object_save(type(self).pipeline_class, save_directory)
+            return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        finally:
+            if had:
+                self.custom_pipelines = loaded
+            else:
+                del self.custom_pipelines
 
     def _validate_labels(self) -> None:
         names = list(self.id2label.values())

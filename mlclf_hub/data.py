@@ -4,7 +4,8 @@ Input is validated once, at the entry point (`to_rows`, `to_dataset`, `infer_lab
 every rejection names the split, the 0-based row, the column, the bad value and what was expected.
 Below that, everything works on clean Python lists. What `to_rows` returns is marked as validated, so
 passing it on to `infer_label_space` and `to_dataset` (as `train()` does) validates each split once.
-Sliding windows, for training and prediction alike, come from `encode_windows`.
+Sliding windows, for training and prediction alike, come from `encode_windows` (defined, with
+`check_window_stride`, in `processing_multilabel`, which the pipeline shares; importable from here too).
 
 Accepted inputs:
 
@@ -40,6 +41,8 @@ import datasets
 import numpy as np
 import pandas as pd
 from transformers.utils import logging
+
+from .processing_multilabel import check_window_stride, encode_windows
 
 logger = logging.get_logger(__name__)
 
@@ -906,82 +909,6 @@ def to_rows(
 def _text_features(columns: dict[str, list]) -> dict[str, datasets.Value]:
     """The `datasets` features of the text columns present (`text`, and `text_pair` for pairs)."""
     return {role: datasets.Value("string") for role in ("text", "text_pair") if role in columns}
-
-
-def check_window_stride(tokenizer: Any, max_length: int | None, stride: Any, name: str = "stride") -> int:
-    """Check the tokens neighbouring windows share: an int >= 0 under the text tokens of a window.
-
-    A window of `max_length` tokens holds `max_length - tokenizer.num_special_tokens_to_add(pair=False)`
-    tokens of text (8 of 10 for BERT's ``[CLS] ... [SEP]``); neighbours can share at most one fewer.
-
-    Args:
-        tokenizer (`PreTrainedTokenizerBase`): A Hugging Face tokenizer.
-        max_length (`int`, *optional*): Tokens per window (default: the tokenizer's `model_max_length`).
-        stride (`int`): The tokens neighbouring windows share.
-        name (`str`, *optional*, defaults to `"stride"`): The argument's name, for the error message.
-
-    Returns:
-        `int`: `stride`.
-
-    Raises:
-        ValueError: If `stride` is not an int, is negative, or is not under the text tokens of a window.
-
-    Example:
-        >>> check_window_stride(tokenizer, 10, 7)  # BERT: 8 text tokens in 10
-        7
-    """
-    limit = (max_length or tokenizer.model_max_length) - tokenizer.num_special_tokens_to_add(pair=False)
-    if isinstance(stride, bool) or not isinstance(stride, numbers.Integral) or not 0 <= stride < limit:
-        raise ValueError(
-            f"`{name}` must be an int >= 0 and under the {limit} text tokens of a window (tokens shared by "
-            f"neighbouring windows); it must be in [0, {limit - 1}], got {stride!r}"
-        )
-    return int(stride)
-
-
-def encode_windows(
-    tokenizer: Any,
-    texts: list[str],
-    max_length: int | None,
-    stride: int | None = None,
-    *,
-    text_pairs: list[str] | None = None,
-    name: str = "stride",
-) -> tuple[Any, list[int]]:
-    """Tokenize texts without padding: each text truncated to one window, or (with `stride`) cut into windows.
-
-    The one place windows are made, for training (`to_dataset`) and prediction (`inference.tokenize_windows`).
-
-    Args:
-        tokenizer (`PreTrainedTokenizerBase`): A Hugging Face tokenizer.
-        texts (`list[str]`): The texts.
-        max_length (`int`, *optional*): Tokens per window (default: the tokenizer's `model_max_length`).
-        stride (`int`, *optional*): Cut each text into every window of `max_length` tokens, neighbours sharing
-            `stride` tokens (see `check_window_stride`); `None` truncates each text to one window.
-        text_pairs (`list[str]`, *optional*): Second texts, one per text; truncated, never windowed.
-        name (`str`, *optional*, defaults to `"stride"`): The name of `stride`, for error messages.
-
-    Returns:
-        `tuple`: The tokenizer's encoding (``input_ids``, ``attention_mask``, ...: one row per window) and, per
-        window, the index of its text.
-
-    Raises:
-        ValueError: A bad `stride` (`check_window_stride`), or `stride` with `text_pairs`.
-
-    Example:
-        >>> encoded, owner = encode_windows(tokenizer, ["a b c d e f g h i j", "k"], 6, stride=1)
-        >>> owner
-        [0, 0, 0, 1]
-    """
-    if stride is None:
-        return tokenizer(texts, text_pairs, truncation=True, max_length=max_length), list(range(len(texts)))
-    if text_pairs is not None:
-        raise ValueError("sliding windows read single long texts; windowing does not apply to text pairs.")
-    stride = check_window_stride(tokenizer, max_length, stride, name)
-    encoded = tokenizer(
-        texts, truncation=True, max_length=max_length, stride=stride, return_overflowing_tokens=True
-    )
-    return encoded, list(encoded.pop("overflow_to_sample_mapping"))
 
 
 def _tokenize_batch(

@@ -305,6 +305,8 @@ class MultiLabelModelCardData(ModelCardData):
     labels: list[str] = field(default_factory=list, init=False)
     thresholds: list[float] = field(default_factory=list, init=False)
     pooling: str | None = field(default=None, init=False)
+    max_length: int | None = field(default=None, init=False)
+    sliding_window: bool = field(default=False, init=False)
     knn_memory_size: int = field(default=0, init=False)
     knn_neighbors: int | None = field(default=None, init=False)
     knn_weight: float | None = field(default=None, init=False)
@@ -403,6 +405,8 @@ class MultiLabelModelCardData(ModelCardData):
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
         self.thresholds = [float(t) for t in getattr(config, "thresholds", None) or [0.5] * config.num_labels]
         self.pooling = getattr(config, "pooling", None)
+        self.max_length = getattr(config, "max_length", None)
+        self.sliding_window = bool(getattr(config, "sliding_window", False))
         self.knn_memory_size = int(getattr(config, "knn_memory_size", 0) or 0)
         self.knn_neighbors = getattr(config, "knn_neighbors", None)
         self.knn_weight = getattr(config, "knn_weight", None)

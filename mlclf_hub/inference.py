@@ -2,14 +2,16 @@
 
 Texts are tokenized without padding, sorted by length and fed in batches padded only to the
 longest text of each batch, so memory stays bounded by `batch_size` and short texts cost little.
-Long texts can be read through a sliding window whose per-label scores are aggregated.
+Long texts can be read through a sliding window whose per-label scores are aggregated. The preprocessing
+(`Preprocessing`, `resolve_preprocessing`, `tokenize_windows`, `aggregate_windows`) is defined once in
+`processing_multilabel`, which the pipeline shares (and which travels with it as remote code); its names
+are importable from here too.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -20,10 +22,15 @@ from transformers.utils import logging
 
 from .metrics import binarize, sigmoid
 from .modeling_multilabel import multilabel_loss
+from .processing_multilabel import (
+    Aggregate,
+    Preprocessing,
+    aggregate_windows,
+    resolve_preprocessing,
+    tokenize_windows,
+)
 
 logger = logging.get_logger(__name__)
-
-Aggregate = Literal["max", "mean"]
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
@@ -36,109 +43,6 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
                 f"row {row}, field 'text': expected a string, got {type(text).__name__} {text!r:.60}."
             )
     return texts
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How texts become model inputs at prediction time: the contract a model was trained with.
-
-    Attributes:
-        max_length: Tokens per text (or window).
-        sliding_window: Read texts longer than `max_length` as overlapping windows.
-        stride: Tokens shared by neighbouring windows (`None`: `max_length // 4`).
-        aggregate: How window probabilities become the text's: `"max"` or `"mean"`.
-    """
-
-    max_length: int
-    sliding_window: bool = False
-    stride: int | None = None
-    aggregate: Aggregate = "max"
-
-
-def resolve_preprocessing(
-    config: object,
-    tokenizer: PreTrainedTokenizerBase,
-    *,
-    max_length: int | None = None,
-    sliding_window: bool | None = None,
-    stride: int | None = None,
-    aggregate: Aggregate | None = None,
-) -> Preprocessing:
-    """The preprocessing of a prediction: each argument given wins, else the model's saved contract.
-
-    The contract is what `train()` saved in the config (`max_length`, `sliding_window`, `window_stride`,
-    `window_aggregation`); a model without one (not trained by `train()`) reads the tokenizer's
-    `model_max_length`, capped at 512, and truncates.
-
-    Example:
-        >>> from types import SimpleNamespace
-        >>> config = SimpleNamespace(max_length=24, sliding_window=False, window_stride=None, window_aggregation="max")
-        >>> resolve_preprocessing(config, tokenizer).max_length
-        24
-        >>> resolve_preprocessing(config, tokenizer, max_length=64).max_length
-        64
-        >>> resolve_preprocessing(model.config, tokenizer)  # untrained: the tokenizer's limit, at most 512
-        Preprocessing(max_length=512, sliding_window=False, stride=None, aggregate='max')
-    """
-    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)):
-        raise TypeError(
-            f"`max_length` must be an int or None, got {type(max_length).__name__} {max_length!r}."
-        )
-    if max_length is None:
-        max_length = getattr(config, "max_length", None)
-    if max_length is None:
-        max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
-    if max_length < 3:
-        raise ValueError(f"`max_length` must be >= 3 tokens, got {max_length}.")
-    saved_windows = bool(getattr(config, "sliding_window", False))
-    if sliding_window is None:
-        sliding_window = saved_windows
-    if (
-        stride is None
-        and sliding_window
-        and saved_windows
-        and max_length == getattr(config, "max_length", None)
-    ):
-        stride = getattr(
-            config, "window_stride", None
-        )  # the saved overlap belongs to the saved window length
-    if aggregate is None:
-        aggregate = getattr(config, "window_aggregation", None) or "max"
-    if aggregate not in ("max", "mean"):
-        raise ValueError(f"`aggregate` must be 'max' or 'mean', got {aggregate!r}.")
-    return Preprocessing(int(max_length), bool(sliding_window), stride, aggregate)
-
-
-def tokenize_windows(
-    tokenizer: PreTrainedTokenizerBase,
-    texts: list[str],
-    max_length: int,
-    *,
-    text_pairs: list[str] | None = None,
-    stride: int | None = None,
-    sliding_window: bool = False,
-) -> tuple[list[dict[str, list[int]]], np.ndarray]:
-    """Unpadded token features per window and, for each window, the index of its text.
-
-    Without `sliding_window` each text (or pair) is one window, truncated to `max_length`; with it, the windows
-    of `data.encode_windows`, neighbours sharing `stride` tokens (default `max_length // 4`).
-
-    Example:
-        >>> texts = ["the team won the game vote", "new chip"]
-        >>> features, owner = tokenize_windows(tokenizer, texts, 5, sliding_window=True)
-        >>> owner
-        array([0, 0, 0, 1])
-        >>> [tokenizer.decode(f["input_ids"]) for f in features[:2]]
-        ['[CLS] the team won [SEP]', '[CLS] won the game [SEP]']
-    """
-    # data loads datasets and pandas: imported on first use, as the package's lazy modules are
-    from .data import encode_windows
-
-    overlap = (stride if stride is not None else max_length // 4) if sliding_window else None
-    encoded, owner = encode_windows(tokenizer, texts, max_length, overlap, text_pairs=text_pairs)
-    present = [key for key in ("input_ids", "token_type_ids") if key in encoded]
-    features = [{key: encoded[key][i] for key in present} for i in range(len(encoded["input_ids"]))]
-    return features, np.asarray(owner)
 
 
 @torch.no_grad()
@@ -199,26 +103,6 @@ def batched_forward(
     finally:
         model.train(was_training)
     return torch.stack(rows) if rows else torch.zeros(0)
-
-
-def aggregate_windows(
-    window_scores: np.ndarray, owner: np.ndarray, n_texts: int, how: Aggregate
-) -> np.ndarray:
-    """Per-text scores from per-window scores: the `"max"` or the `"mean"` over each text's windows.
-
-    Example:
-        >>> aggregate_windows(np.array([[0.2], [0.6], [0.9]]), np.array([0, 0, 1]), 2, "mean")
-        array([[0.4],
-               [0.9]])
-    """
-    if how not in ("max", "mean"):
-        raise ValueError(f"`aggregate` must be 'max' or 'mean', got {how!r}.")
-    out = np.full((n_texts, window_scores.shape[1]), -np.inf if how == "max" else 0.0, dtype=np.float64)
-    if how == "max":
-        np.maximum.at(out, owner, window_scores)
-        return out
-    np.add.at(out, owner, window_scores)
-    return out / np.bincount(owner, minlength=n_texts)[:, None]
 
 
 def predict_proba(
@@ -285,11 +169,8 @@ def predict_proba(
         sliding_window=sliding_window,
         stride=stride,
         aggregate=aggregate,
+        pairs=text_pairs is not None,
     )
-    if plan.sliding_window and text_pairs is not None and sliding_window is None:
-        plan = Preprocessing(
-            plan.max_length, False, None, plan.aggregate
-        )  # pairs are truncated, as in training
     features, owner = tokenize_windows(
         tokenizer,
         texts,
@@ -304,7 +185,8 @@ def predict_proba(
     logits = batched_forward(
         model, features, pad, batch_size, progress="Predicting" if show_progress else None
     )
-    return aggregate_windows(sigmoid(logits.double().numpy()), owner, len(texts), plan.aggregate)
+    probs = sigmoid(logits.double().numpy())
+    return aggregate_windows(probs, owner, len(texts), plan.aggregate).numpy()
 
 
 def probability_loss(probs: np.ndarray, y_true: np.ndarray, config: object) -> float:

@@ -270,14 +270,16 @@ class MultiLabelModel(PreTrainedModel):
 
         The saved `config.json` keeps a Hub repo id in `name_or_path` (the model's, and the encoder's
         `backbone_config._name_or_path`) but not a local path (a home, virtualenv or temporary directory):
-        it is saved as `""`. The config in memory keeps its values.
+        it is saved as `""`. The config in memory keeps its values. After `import mlclf_hub` the config also
+        writes the `"multi-label-classification"` pipeline's files (`MultiLabelConfig.pipeline_class`).
 
         Example:
             >>> import os, shutil, tempfile
             >>> tmp_dir = tempfile.mkdtemp()
             >>> model.save_pretrained(tmp_dir)
-            >>> sorted(os.listdir(tmp_dir))
-            ['config.json', 'configuration_multilabel.py', 'model.safetensors', 'modeling_multilabel.py']
+            >>> sorted(os.listdir(tmp_dir))  # doctest: +NORMALIZE_WHITESPACE
+            ['config.json', 'configuration_multilabel.py', 'model.safetensors', 'modeling_multilabel.py',
+             'pipeline_multilabel.py', 'processing_multilabel.py']
             >>> shutil.rmtree(tmp_dir)
         """
         auto_map = dict(getattr(self.config, "auto_map", None) or {})

@@ -85,7 +85,7 @@ def save_model(
         'my-model'
         >>> sorted(os.listdir(saved))  # doctest: +NORMALIZE_WHITESPACE
         ['config.json', 'configuration_multilabel.py', 'model.safetensors', 'modeling_multilabel.py',
-         'tokenizer.json', 'tokenizer_config.json']
+         'pipeline_multilabel.py', 'processing_multilabel.py', 'tokenizer.json', 'tokenizer_config.json']
         >>> shutil.rmtree(tmp_dir)
     """
     target = Path(save_directory)

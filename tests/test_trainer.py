@@ -236,6 +236,8 @@ def test_two_process_ddp_trains_both_ranks_and_saves_one_model(tmp_path):
             "configuration_multilabel.py",
             "model.safetensors",
             "modeling_multilabel.py",
+            "pipeline_multilabel.py",
+            "processing_multilabel.py",
             "tokenizer.json",
             "tokenizer_config.json",
         ]

@@ -860,7 +860,8 @@ class MultiLabelClassificationModel:
             >>> model.save_model(os.path.join(tmp_dir, "copy"))
             >>> sorted(os.listdir(os.path.join(tmp_dir, "copy")))  # doctest: +NORMALIZE_WHITESPACE
             ['config.json', 'configuration_multilabel.py', 'model.safetensors', 'model_args.json',
-             'modeling_multilabel.py', 'tokenizer.json', 'tokenizer_config.json']
+             'modeling_multilabel.py', 'pipeline_multilabel.py', 'processing_multilabel.py', 'tokenizer.json',
+             'tokenizer_config.json']
             >>> shutil.rmtree(tmp_dir)
         """
         output_dir = str(output_dir or self.args.output_dir)
