@@ -8,17 +8,52 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import sys
 from typing import Any, ClassVar
 
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
-from transformers.dynamic_module_utils import custom_object_save
+from transformers.dynamic_module_utils import custom_object_save, get_relative_import_files
+from transformers.utils import cached_file, logging
+
+logger = logging.get_logger(__name__)
 
 POOLING_MODES = ("cls", "mean", "max")
 WINDOW_AGGREGATIONS = ("max", "mean")
 KNN_KEY_DTYPES = ("float16", "float32")
 #: How a config loaded beside an installed pipeline lists a saved pipeline of the same task.
 REMOTE_CODE_TASK = "{task} (remote code)"
+
+
+def is_local_path(name: object) -> bool:
+    """True for a string naming a place on this machine: absolute, `~`/`.`-relative, Windows-style, more than one
+    `/` (a Hub id has at most one), or an existing file or directory. URLs and plain words are not.
+
+    Example:
+        >>> is_local_path("/home/me/encoder"), is_local_path("~/data"), is_local_path("org/model"), is_local_path("linear")
+        (True, True, False, False)
+    """
+    if not isinstance(name, str) or not name or "://" in name:
+        return False
+    return (
+        os.path.isabs(name)
+        or name.startswith((".", "~"))
+        or "\\" in name
+        or name.count("/") > 1
+        or os.path.exists(name)
+    )
+
+
+def _hub_id_or_empty(name: str | None) -> str:
+    """`name` when it may be a Hub repo id (`name` or `namespace/name`), `""` when it is a local path (or a URL).
+
+    Example:
+        >>> _hub_id_or_empty("sentence-transformers/all-MiniLM-L6-v2"), _hub_id_or_empty("/home/me/encoder")
+        ('sentence-transformers/all-MiniLM-L6-v2', '')
+    """
+    name = str(name or "")
+    return "" if is_local_path(name) or "://" in name else name
 
 
 class MultiLabelConfig(PreTrainedConfig):
@@ -180,9 +215,26 @@ class MultiLabelConfig(PreTrainedConfig):
             >>> files
             ['config.json', 'configuration_multilabel.py', 'pipeline_multilabel.py', 'processing_multilabel.py']
         """
+        # config.json keeps a Hub id in `_name_or_path` (this config's and the encoder's), never a local path
+        configs = [c for c in (self, getattr(self, "backbone_config", None)) if c is not None]
+        names = [c.name_or_path for c in configs]
+        try:
+            for config, name in zip(configs, names):
+                config.name_or_path = _hub_id_or_empty(name)
+            return self._save_with_pipeline(save_directory, names[0], push_to_hub=push_to_hub, **kwargs)
+        finally:
+            for config, name in zip(configs, names):
+                config.name_or_path = name
+
+    def _save_with_pipeline(
+        self, save_directory: str | os.PathLike, loaded_from: str, push_to_hub: bool = False, **kwargs: Any
+    ) -> None:
+        """Save with the installed pipeline's files, or (remote code) those it was loaded with from `loaded_from`."""
         installed = self._installed_pipelines()
         if not installed:
-            return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+            return self._save_with_loaded_pipeline(
+                save_directory, loaded_from, push_to_hub=push_to_hub, **kwargs
+            )
         had, loaded = "custom_pipelines" in self.__dict__, self.__dict__.get("custom_pipelines")
         remote = {REMOTE_CODE_TASK.format(task=task) for task in installed}
         kept = {task: info for task, info in (loaded or {}).items() if task not in remote}
@@ -196,6 +248,54 @@ class MultiLabelConfig(PreTrainedConfig):
                 self.custom_pipelines = loaded
             else:
                 del self.custom_pipelines
+
+    def _save_with_loaded_pipeline(
+        self, save_directory: str | os.PathLike, loaded_from: str, **kwargs: Any
+    ) -> None:
+        """Save as remote code does (no `pipeline_class`): with the pipeline files the loaded config names.
+
+        A model loaded with `trust_remote_code` and saved again keeps `custom_pipelines`; its pipeline's source
+        files are copied from where they were loaded (the modules cache or the model's own directory or repo).
+        When they cannot be found, `custom_pipelines` is left out of the saved config, with a warning, rather
+        than naming files the saved directory lacks.
+        """
+        saved = dict(getattr(self, "custom_pipelines", None) or {})
+        sources = [self._pipeline_source(str(info.get("impl", "")), loaded_from) for info in saved.values()]
+        if not saved or all(sources):
+            os.makedirs(save_directory, exist_ok=True)
+            for source in sources:
+                for path in [source, *get_relative_import_files(source)]:
+                    target = os.path.join(save_directory, os.path.basename(path))
+                    if not os.path.exists(target) or not os.path.samefile(path, target):
+                        shutil.copy(path, target)
+            return super().save_pretrained(save_directory, **kwargs)
+        logger.warning(
+            f"The pipeline files named by `custom_pipelines` ({sorted(saved)}) were not found; the saved config "
+            "leaves them out (install mlclf_hub and save again to ship the pipeline)."
+        )
+        del self.custom_pipelines
+        try:
+            return super().save_pretrained(save_directory, **kwargs)
+        finally:
+            self.custom_pipelines = saved
+
+    def _pipeline_source(self, impl: str, loaded_from: str) -> str | None:
+        """The source file of a `custom_pipelines` impl (`module.Class`) this config was loaded with, or None."""
+        filename = f"{impl.rsplit('.', 1)[0]}.py"
+        module = sys.modules.get(type(self).__module__)
+        places = [os.path.dirname(getattr(module, "__file__", "") or "")]
+        name = str(loaded_from or "")
+        if os.path.isdir(name):
+            places.append(name)
+        for place in places:
+            if place and os.path.isfile(os.path.join(place, filename)):
+                return os.path.join(place, filename)
+        if not name or os.path.isdir(name):
+            return None
+        try:  # a Hub repo: the file beside the config (from the cache when offline)
+            return cached_file(name, filename, _raise_exceptions_for_missing_entries=False)
+        except OSError:
+            return None
 
     def _validate_labels(self) -> None:
         names = list(self.id2label.values())
@@ -293,4 +393,4 @@ class MultiLabelConfig(PreTrainedConfig):
         return [self.id2label[i] for i in range(self.num_labels)]
 
 
-__all__ = ["MultiLabelConfig"]
+__all__ = ["MultiLabelConfig", "is_local_path"]

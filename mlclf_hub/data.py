@@ -748,7 +748,14 @@ class _Table(NamedTuple):
 
 
 #: Arrow field metadata on the ``text`` column of what `to_rows` returns: its rows are validated.
-_VALIDATED = {b"mlclf_hub": b"validated rows"}
+_VALIDATED_KEY = b"mlclf_hub"
+
+
+def _validated_marker(table: Any) -> dict[bytes, bytes]:
+    """The marker on validated rows' ``text`` field: it names their columns, so a column added later
+    (`add_column`, which keeps the field metadata) no longer matches.
+    """
+    return {_VALIDATED_KEY: f"validated rows: {','.join(table.column_names)}".encode()}
 
 
 def _labels_feature(kind: str) -> datasets.List:
@@ -757,15 +764,16 @@ def _labels_feature(kind: str) -> datasets.List:
 
 
 def _mark_validated(dataset: datasets.Dataset) -> datasets.Dataset:
-    """`dataset` with the `_VALIDATED` marker on its ``text`` column.
+    """`dataset` with the validated-rows marker (`_validated_marker`) on its ``text`` column.
 
     The marker is Arrow field metadata: row subsets (`select`, `filter`, `shuffle`, `train_test_split`) keep
-    it; whatever writes new data (`map`, `cast`, `flatten_indices`, a disk round trip) drops it, so changed
-    rows are validated again.
+    it; whatever writes new data (`map`, `cast`, `flatten_indices`, a disk round trip) drops it, and rows or
+    columns added to it (`concatenate_datasets`, `add_item`, `add_column`) are not trusted, so changed rows
+    are validated again.
     """
     table = dataset.data.table
     position = table.schema.get_field_index("text")
-    field = table.schema.field(position).with_metadata(_VALIDATED)
+    field = table.schema.field(position).with_metadata(_validated_marker(table))
     return datasets.Dataset(table.set_column(position, field, table.column(position)), info=dataset.info)
 
 
@@ -773,8 +781,10 @@ def _validated_label_kind(data: Any) -> str | None:
     """The label kind of rows `to_rows` returned (``"names"`` also when they have no labels), else `None`."""
     if not isinstance(data, datasets.Dataset) or "text" not in data.column_names:
         return None
-    if data.data.schema.field("text").metadata != _VALIDATED:
-        return None
+    if data.data.schema.field("text").metadata != _validated_marker(data.data.table):
+        return None  # not to_rows' output, or a column was added since
+    if isinstance(data.data, datasets.table.ConcatenationTable):
+        return None  # rows added (`concatenate_datasets`, `add_item`) keep the first table's metadata
     string, features = datasets.Value("string"), data.features
     if features["text"] != string or features.get("text_pair", string) != string:
         return None

@@ -44,7 +44,7 @@ from huggingface_hub.utils import yaml_dump
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from transformers.utils import logging
 
-from .modeling_multilabel import is_local_path
+from .configuration_multilabel import is_local_path
 from .saving import ExtraWriter
 from .thresholds import SCORE_METRICS
 

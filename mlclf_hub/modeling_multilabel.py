@@ -9,7 +9,6 @@ This file is uploaded to the Hub next to the weights (remote code), so it import
 from __future__ import annotations
 
 import inspect
-import os
 
 import torch
 from torch import nn
@@ -161,36 +160,6 @@ def multilabel_loss(
     return loss.mean()
 
 
-def is_local_path(name: object) -> bool:
-    """True for a string naming a place on this machine: absolute, `~`/`.`-relative, Windows-style, more than one
-    `/` (a Hub id has at most one), or an existing file or directory. URLs and plain words are not.
-
-    Example:
-        >>> is_local_path("/home/me/encoder"), is_local_path("~/data"), is_local_path("org/model"), is_local_path("linear")
-        (True, True, False, False)
-    """
-    if not isinstance(name, str) or not name or "://" in name:
-        return False
-    return (
-        os.path.isabs(name)
-        or name.startswith((".", "~"))
-        or "\\" in name
-        or name.count("/") > 1
-        or os.path.exists(name)
-    )
-
-
-def _hub_id_or_empty(name: str | None) -> str:
-    """`name` when it may be a Hub repo id (`name` or `namespace/name`), `""` when it is a local path (or a URL).
-
-    Example:
-        >>> _hub_id_or_empty("sentence-transformers/all-MiniLM-L6-v2"), _hub_id_or_empty("/home/me/encoder")
-        ('sentence-transformers/all-MiniLM-L6-v2', '')
-    """
-    name = str(name or "")
-    return "" if is_local_path(name) or "://" in name else name
-
-
 class MultiLabelModel(PreTrainedModel):
     """Encoder + pooling + dropout + linear head with one sigmoid output per label.
 
@@ -285,15 +254,9 @@ class MultiLabelModel(PreTrainedModel):
         auto_map = dict(getattr(self.config, "auto_map", None) or {})
         auto_map.setdefault("AutoModel", f"{type(self).__module__.rsplit('.', 1)[-1]}.{type(self).__name__}")
         self.config.auto_map = auto_map
-        configs = [c for c in (self.config, getattr(self.config, "backbone_config", None)) if c is not None]
-        names = [c.name_or_path for c in configs]
-        try:
-            for config, name in zip(configs, names):
-                config.name_or_path = _hub_id_or_empty(name)
-            return super().save_pretrained(save_directory, *args, **kwargs)
-        finally:
-            for config, name in zip(configs, names):
-                config.name_or_path = name
+        return super().save_pretrained(
+            save_directory, *args, **kwargs
+        )  # local paths: MultiLabelConfig.save_pretrained
 
     def _set_tables(self, **tables: torch.Tensor) -> None:
         """Register the memory's and the lexical channel's tables as buffers, saved only when they have rows.
@@ -450,7 +413,6 @@ class MultiLabelModel(PreTrainedModel):
 
 __all__ = [
     "MultiLabelModel",
-    "is_local_path",
     "knn_label_logits",
     "lexical_features",
     "lexical_token_weights",

@@ -44,7 +44,7 @@ def check_threshold(threshold: float | Sequence[float], id2label: dict[int, str]
         [0.5, 0.5]
     """
     n_labels = len(id2label)
-    if isinstance(threshold, bool) or not isinstance(threshold, (numbers.Real, Iterable)):
+    if isinstance(threshold, (bool, str, bytes)) or not isinstance(threshold, (numbers.Real, Iterable)):
         raise TypeError(
             f"`threshold` must be a float in [0, 1] or one float per label ({n_labels}), got {threshold!r:.60}."
         )
@@ -96,7 +96,8 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
         threshold (`float` or list of `float`, *optional*): Overrides the model's `config.thresholds`
             (one value for every label, or one per label in label-id order).
         top_k (`int` or `None`, *optional*): `None` (the stock pipeline's convention): every label's score,
-            whatever its threshold; an int: keep at most this many labels per text (after thresholding).
+            whatever its threshold (it wins over `return_all_scores=False`); an int: keep at most this many
+            labels per text (after thresholding).
         return_all_scores (`bool`, *optional*, defaults to `False`): Every label, whatever its threshold.
         max_length (`int`, *optional*): Tokens per text (or window); default: the model's training length
             (`config.max_length`), else the tokenizer's `model_max_length` capped at 512, as `predict_proba`.
@@ -127,6 +128,13 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
 
     _load_processor = False
     _load_image_processor = False
+
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        """Classify one input (one list of labels back) or a list of inputs (one list each; `[]` for `[]`)."""
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 0:
+            return []  # transformers' Pipeline.__call__ would read inputs[0]
+        return super().__call__(inputs, *args, **kwargs)
+
     _load_feature_extractor = False
     _load_tokenizer = True
 

@@ -641,3 +641,20 @@ def test_training_and_prediction_windows_share_the_tokenizers_stride_bound(space
             to_dataset([(text, ["sports"])], tokenizer, space, max_length=10, window_stride=text_tokens)
         with pytest.raises(ValueError, match=rf"`stride` .* must be in \[0, {widest}\], got {text_tokens}"):
             tokenize_windows(tokenizer, [text], 10, stride=text_tokens, sliding_window=True)
+
+
+@pytest.mark.parametrize("added", ["concatenate_datasets", "add_item", "add_column"])
+def test_rows_added_to_validated_rows_are_validated_again(added):
+    """These keep the first table's field metadata: the marker must not vouch for the rows or columns they add."""
+    import datasets as hf_datasets
+
+    good = to_rows([("a game", ["games"]), ("vote", ["politics"])])
+    if added == "concatenate_datasets":
+        bad = hf_datasets.Dataset.from_dict({"text": [""], "labels": [["games"]]}, features=good.features)
+        changed, row, column = hf_datasets.concatenate_datasets([good, bad]), 2, "text"
+    elif added == "add_item":
+        changed, row, column = good.add_item({"text": "  ", "labels": ["games"]}), 2, "text"
+    else:
+        changed, row, column = good.add_column("text_pair", ["fine", " "]), 1, "text_pair"
+    with pytest.raises(ValueError, match=rf"row {row} of the train split, column '{column}': empty"):
+        to_rows(changed, text_pair_column="text_pair" if column == "text_pair" else None)

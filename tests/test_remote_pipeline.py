@@ -316,6 +316,9 @@ def test_top_k_none_threshold_and_pair_inputs_are_checked(saved):
         classify(TEXTS, threshold=[0.1, 1.5, 0.2])
     with pytest.raises(TypeError, match=r"`threshold` must be a float"):
         classify(TEXTS, threshold=True)
+    with pytest.raises(TypeError, match=r"`threshold` must be a float in \[0, 1\] or one float per label"):
+        classify(TEXTS, threshold="0.5")  # a string is not one threshold per character
+    assert classify([]) == [] and classify(()) == []  # as predict([]): nothing in, nothing out
     with pytest.raises(
         ValueError, match=r"keys 'text' and \(optionally\) 'text_pair', got the keys \['pair', 'text'\]"
     ):
@@ -324,3 +327,38 @@ def test_top_k_none_threshold_and_pair_inputs_are_checked(saved):
         classify({"text": "a", "text_pair": 3})
     with pytest.raises(ValueError, match=r"windowing does not apply to text pairs"):
         classify({"text": "a", "text_pair": "b"}, sliding_window=True)
+
+
+RESAVE = """
+import json, os, sys
+sys.modules["mlclf_hub"] = None  # remote code only, as in Colab without the package
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+source, target, text = sys.argv[1], sys.argv[2], sys.argv[3]
+model = AutoModelForSequenceClassification.from_pretrained(source, trust_remote_code=True)
+model.config.thresholds = [0.0] * model.config.num_labels  # a user's change, saved again
+model.save_pretrained(target)
+AutoTokenizer.from_pretrained(source, trust_remote_code=True).save_pretrained(target)
+classify = pipeline(model=target, trust_remote_code=True)
+print(json.dumps({"files": sorted(os.listdir(target)), "labels": [r["label"] for r in classify(text)]}))
+"""
+
+
+def test_a_model_saved_again_without_mlclf_hub_keeps_its_pipeline(saved, tmp_path):
+    """Remote code re-saving: the pipeline's files come along (config.json names them), so the copy still answers."""
+    _, _, directory = saved
+    target = tmp_path / "resaved"
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(RESAVE), str(directory), str(target), TEXTS[0]],
+        cwd=tmp_path,
+        env=offline_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(out["files"]) >= PIPELINE_FILES
+    assert sorted(out["labels"]) == sorted(
+        LABELS
+    )  # threshold 0: every label, read through the copied pipeline
+    assert json.loads((target / "config.json").read_text())["custom_pipelines"] == CUSTOM_PIPELINES
