@@ -747,14 +747,11 @@ class MultiLabelClassificationModel:
             >>> import os, shutil, tempfile
             >>> import pandas as pd
             >>> from sklearn.metrics import f1_score
-            >>> from mlclf_hub import save_model
             >>> tmp_dir = tempfile.mkdtemp()
-            >>> model_dir = str(save_model(model, os.path.join(tmp_dir, "my-model"), tokenizer))
-            >>> model = MultiLabelClassificationModel("bert", model_dir, use_cuda=False)
             >>> texts = ["the team won the game", "vote on the new law", "new chip"]
             >>> eval_df = pd.DataFrame({"text": texts, "labels": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]})
             >>> micro_f1 = lambda y, p: f1_score(y, p, average="micro")
-            >>> result, outputs, wrong = model.eval_model(eval_df, output_dir=tmp_dir, f1=micro_f1)
+            >>> result, outputs, wrong = facade.eval_model(eval_df, output_dir=tmp_dir, f1=micro_f1)
             >>> 0 <= result["LRAP"] <= 1, 0 <= result["f1"] <= 1, outputs.shape
             (True, True, (3, 3))
             >>> shutil.rmtree(tmp_dir)
@@ -815,11 +812,8 @@ class MultiLabelClassificationModel:
 
         Example:
             >>> import os, shutil, tempfile
-            >>> from mlclf_hub import save_model
             >>> tmp_dir = tempfile.mkdtemp()
-            >>> model_dir = str(save_model(model, os.path.join(tmp_dir, "my-model"), tokenizer))
-            >>> model = MultiLabelClassificationModel("bert", model_dir, use_cuda=False)
-            >>> predictions, raw_outputs = model.predict(["Sam"], threshold=[0.3, 0.5, 0.9])
+            >>> predictions, raw_outputs = facade.predict(["Sam"], threshold=[0.3, 0.5, 0.9])
             >>> predictions.shape, raw_outputs.dtype
             ((1, 3), dtype('float64'))
             >>> shutil.rmtree(tmp_dir)
@@ -853,11 +847,8 @@ class MultiLabelClassificationModel:
 
         Example:
             >>> import os, shutil, tempfile
-            >>> from mlclf_hub import save_model
             >>> tmp_dir = tempfile.mkdtemp()
-            >>> model_dir = str(save_model(model, os.path.join(tmp_dir, "my-model"), tokenizer))
-            >>> model = MultiLabelClassificationModel("bert", model_dir, use_cuda=False)
-            >>> model.save_model(os.path.join(tmp_dir, "copy"))
+            >>> facade.save_model(os.path.join(tmp_dir, "copy"))
             >>> sorted(os.listdir(os.path.join(tmp_dir, "copy")))  # doctest: +NORMALIZE_WHITESPACE
             ['config.json', 'configuration_multilabel.py', 'model.safetensors', 'model_args.json',
              'modeling_multilabel.py', 'pipeline_multilabel.py', 'processing_multilabel.py', 'tokenizer.json',
@@ -880,11 +871,8 @@ class MultiLabelClassificationModel:
 
         Example:
             >>> import os, shutil, tempfile
-            >>> from mlclf_hub import save_model
             >>> tmp_dir = tempfile.mkdtemp()
-            >>> model_dir = str(save_model(model, os.path.join(tmp_dir, "my-model"), tokenizer))
-            >>> model = MultiLabelClassificationModel("bert", model_dir, use_cuda=False)
-            >>> model.save_model_args(os.path.join(tmp_dir, "args"))
+            >>> facade.save_model_args(os.path.join(tmp_dir, "args"))
             >>> os.listdir(os.path.join(tmp_dir, "args"))
             ['model_args.json']
             >>> shutil.rmtree(tmp_dir)
