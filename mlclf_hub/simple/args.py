@@ -486,29 +486,32 @@ class ClassificationArgs:
         with open(os.path.join(output_dir, ARGS_FILE), "w", encoding="utf-8") as handle:
             json.dump(self.get_args_for_saving(), handle, indent=2, sort_keys=True)
 
-    def load(self, input_dir: str | os.PathLike) -> None:
+    def load(self, input_dir: str | os.PathLike) -> set[str]:
         """Update from `input_dir/model_args.json` if it exists; unknown keys there are skipped with a warning.
+
+        Returns the fields it set (none without the file), as simpletransformers' `load` returns nothing.
 
         Example:
             >>> import shutil, tempfile
             >>> tmp_dir = tempfile.mkdtemp()
             >>> MultiLabelClassificationArgs(num_train_epochs=3).save(tmp_dir)
             >>> args = MultiLabelClassificationArgs()
-            >>> args.load(tmp_dir)
-            >>> args.num_train_epochs
-            3
+            >>> "num_train_epochs" in args.load(tmp_dir), args.num_train_epochs
+            (True, 3)
             >>> shutil.rmtree(tmp_dir)
         """
         path = os.path.join(str(input_dir), ARGS_FILE)
         if not os.path.isfile(path):
-            return
+            return set()
         with open(path, encoding="utf-8") as handle:
             saved = json.load(handle)
         known = field_defaults(type(self))
         skipped = sorted(key for key in saved if key not in known)
         if skipped:
             logger.warning(f"{path}: skipping unknown args {skipped}.")
-        self.update_from_dict({key: value for key, value in saved.items() if key in known})
+        loaded = {key: value for key, value in saved.items() if key in known}
+        self.update_from_dict(loaded)
+        return set(loaded)
 
 
 @dataclass
@@ -744,17 +747,14 @@ def to_training_arguments(
     )
 
 
-def chosen_fields(args: Any, model_name: str) -> set[str]:
-    """The args fields a user chose: in `args` (a dict's keys, an args object's non-defaults) or a saved `model_args.json`.
+def chosen_fields(args: Any, saved: set[str]) -> set[str]:
+    """The args fields a user chose: in `args` (a dict's keys, an args object's non-defaults) or `saved` (the
+    fields `ClassificationArgs.load` read from a saved `model_args.json`).
 
     An args object cannot tell a field set to its default from one left alone: such a field counts as not
     chosen, so a trained model's saved contract fills it (pass a dict to insist on a default value).
     """
-    given: set[str] = set()
-    saved = os.path.join(model_name, ARGS_FILE)
-    if os.path.isfile(saved):
-        with open(saved, encoding="utf-8") as handle:
-            given |= set(json.load(handle))
+    given = set(saved)
     if isinstance(args, dict):
         given |= set(args)
     elif isinstance(args, ClassificationArgs):

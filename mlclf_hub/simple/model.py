@@ -298,7 +298,7 @@ class MultiLabelClassificationModel:
     ) -> None:
         model_name = str(model_name)
         self.args = MultiLabelClassificationArgs()
-        self.args.load(model_name)
+        saved_fields = self.args.load(model_name)
         self._set_args(args)
         if self.args.thread_count:
             torch.set_num_threads(int(self.args.thread_count))
@@ -323,7 +323,7 @@ class MultiLabelClassificationModel:
             self._fresh = False
             self._check_labels(self.model.config.labels)
             self._set_label_args(self.model.config.labels)
-            self._adopt_preprocessing(chosen_fields(args, model_name))
+            self._adopt_preprocessing(chosen_fields(args, saved_fields))
         else:
             self._fresh = True
             self.model = self._new_model(self._initial_labels(encoder_config))
