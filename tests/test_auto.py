@@ -1,7 +1,5 @@
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -11,6 +9,7 @@ from safetensors import safe_open
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
 from mlclf_hub import AutoModelForMultiLabel, MultiLabelConfig, MultiLabelModel
+from tests.clean_process import run_python
 from tests.tiny_models import tiny_model, tiny_tokenizer
 
 TEXTS = ["the team won a game", "new law and a vote", "old phone chip"]
@@ -94,16 +93,8 @@ def remote_code_logits(path, tmp_path) -> tuple[np.ndarray, str]:
     """Logits of `TEXTS` from `path` loaded with `trust_remote_code` in a process without mlclf_hub, and its stdout."""
     out = tmp_path / "logits.npy"
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_CODE, str(path), str(out), *TEXTS],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return np.load(out), result.stdout
+    printed = run_python(REMOTE_CODE, str(path), str(out), *TEXTS, cwd=tmp_path, env=env)
+    return np.load(out), printed
 
 
 def test_loads_with_remote_code_without_the_package(saved_model, tmp_path):

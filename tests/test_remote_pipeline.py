@@ -11,9 +11,6 @@ import ast
 import json
 import os
 import re
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +25,7 @@ from mlclf_hub.configuration_multilabel import REMOTE_CODE_TASK
 from mlclf_hub.inference import predict, predict_proba
 from mlclf_hub.pipeline import TASK, MultiLabelClassificationPipeline
 from mlclf_hub.simple import MultiLabelClassificationModel
+from tests.clean_process import run_python
 from tests.tiny_models import tiny_backbone_config, tiny_model, tiny_tokenizer
 from tests.train_script import LABELS, keyword_rows, tiny_training_args, train_tiny
 
@@ -62,16 +60,8 @@ print(json.dumps({
 
 def run_remote(model_ref: str, calls: list, short: list[str], cwd: Path, env: dict[str, str]) -> dict:
     """Run `REMOTE` on `model_ref` in a fresh process without `mlclf_hub`; its JSON output."""
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(REMOTE), model_ref, json.dumps(calls), json.dumps(short)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_python(REMOTE, model_ref, json.dumps(calls), json.dumps(short), cwd=cwd, env=env)
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def offline_env(tmp_path: Path) -> dict[str, str]:
@@ -186,11 +176,8 @@ def test_pushed_model_answers_without_mlclf_hub(trained, hub_env, tmp_path):
     assert 'pipeline(model="ns/remote-pipeline", trust_remote_code=True)' in snippet
     script = 'import sys\nsys.modules["mlclf_hub"] = None\n' + snippet
     script += "print(classify(" + json.dumps(TEXTS[0]) + ", top_k=None))\n"
-    proc = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(ast.literal_eval(proc.stdout.strip().splitlines()[-1])) == model.config.num_labels
+    printed = run_python(script, cwd=tmp_path, env=env)
+    assert len(ast.literal_eval(printed.strip().splitlines()[-1])) == model.config.num_labels
 
 
 def _encoder_dir(path: Path) -> str:
@@ -351,16 +338,10 @@ def test_a_model_saved_again_without_mlclf_hub_keeps_its_pipeline(saved, tmp_pat
     """Remote code re-saving: the pipeline's files come along (config.json names them), so the copy still answers."""
     _, _, directory = saved
     target = tmp_path / "resaved"
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(RESAVE), str(directory), str(target), TEXTS[0]],
-        cwd=tmp_path,
-        env=offline_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    printed = run_python(
+        RESAVE, str(directory), str(target), TEXTS[0], cwd=tmp_path, env=offline_env(tmp_path)
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = json.loads(printed.strip().splitlines()[-1])
     assert set(out["files"]) >= PIPELINE_FILES
     assert sorted(out["labels"]) == sorted(
         LABELS
