@@ -216,9 +216,11 @@ class AutoModelForMultiLabel:
         classifier_dropout: float | None = None,
         pos_weight: Sequence[float] | None = None,
         focal_gamma: float = 0.0,
+        with_adapter: bool = True,
+        base_model: str | os.PathLike | None = None,
         **kwargs: Any,
     ) -> MultiLabelModel:
-        """Load a saved `MultiLabelModel`, or wrap a plain encoder checkpoint with a new head.
+        """Load a saved `MultiLabelModel` or adapter, or wrap a plain encoder checkpoint with a new head.
 
         Args:
             pretrained_model_name_or_path (`str` or `os.PathLike`):
@@ -236,12 +238,19 @@ class AutoModelForMultiLabel:
                 Per-label positive weights for the loss (new models only).
             focal_gamma (`float`, *optional*, defaults to 0.0):
                 Focal-loss gamma (new models only).
+            with_adapter (`bool`, *optional*, defaults to `True`):
+                For an adapter (a directory or repo with `adapter_config.json`, saved by `train(use_peft=True)`):
+                False gives its base, the encoder with the label config and tables, for
+                `peft.PeftModel.from_pretrained(base, adapter)` (`mlclf_hub.adapters`).
+            base_model (`str` or `os.PathLike`, *optional*):
+                For an adapter: the encoder checkpoint to load it on, instead of the one it records.
             **kwargs (`dict[str, Any]`, *optional*):
                 Forwarded to `PreTrainedModel.from_pretrained` (`revision`, `token`, `dtype`, ...).
 
         Returns:
             `MultiLabelModel`: The model. For a plain encoder its backbone holds the checkpoint's weights
-            unchanged and only `classifier.*` is newly initialised (transformers logs them).
+            unchanged and only `classifier.*` is newly initialised (transformers logs them). For an adapter,
+            a `peft.PeftModel` of one (in eval mode; `is_trainable=True` to train it on).
 
         Raises:
             ValueError: when a plain encoder comes without labels, or `labels` contradicts a
@@ -258,6 +267,12 @@ class AutoModelForMultiLabel:
                 raise ValueError(
                     f"{pretrained_model_name_or_path} was trained with pooling={config.pooling!r}; "
                     f"got pooling={pooling!r}. Drop `pooling` to keep the trained head meaningful."
+                )
+            from .adapters import is_adapter_checkpoint, load_adapter_model
+
+            if is_adapter_checkpoint(pretrained_model_name_or_path, **_hub_kwargs(kwargs)):
+                return load_adapter_model(
+                    pretrained_model_name_or_path, with_adapter=with_adapter, base_model=base_model, **kwargs
                 )
             return _load_checked(pretrained_model_name_or_path, config, new_head=False, kwargs=kwargs)
 

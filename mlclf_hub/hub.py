@@ -44,8 +44,9 @@ from huggingface_hub.utils import yaml_dump
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from transformers.utils import logging
 
+from .adapters import adapter_summary, is_peft_model
 from .configuration_multilabel import is_local_path
-from .saving import ExtraWriter
+from .saving import ExtraWriter, save_pretrained_files
 from .thresholds import SCORE_METRICS
 
 logger = logging.get_logger(__name__)
@@ -319,6 +320,8 @@ class MultiLabelModelCardData(ModelCardData):
     backbone_type: str | None = field(default=None, init=False)
     num_parameters: int | None = field(default=None, init=False)
     base_model_source: str | None = field(default=None, init=False)
+    # `adapters.adapter_summary`: the peft adapter the model is (or was merged from); empty for none
+    adapter: dict[str, Any] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.widget_text, str):
@@ -423,8 +426,18 @@ class MultiLabelModelCardData(ModelCardData):
         if self.lexical_vocab_size:
             tables = [getattr(model, name, None) for name in ("lexical_vocab", "lexical_idf", "lexical_coef")]
             self.lexical_megabytes = _megabytes([t for t in tables if isinstance(t, torch.Tensor)])
-        # The encoder's own name first: after a reload, `model.name_or_path` is the trained model itself.
-        source = getattr(backbone, "_name_or_path", None) or getattr(model, "name_or_path", None) or None
+        self.adapter = adapter_summary(model)
+        if self.adapter and not self.adapter.get("merged"):
+            self.library_name = "peft"
+            self.tags = list(dict.fromkeys([*self.tags, "peft", str(self.adapter["peft_type"]).lower()]))
+        # The encoder's own name first: after a reload, `model.name_or_path` is the trained model itself
+        # (an adapter records its encoder).
+        source = (
+            self.adapter.get("base_model")
+            or getattr(backbone, "_name_or_path", None)
+            or getattr(model, "name_or_path", None)
+            or None
+        )
         if self.base_model is None and _is_hub_id(source):
             self.base_model = source
         self.base_model_source = self.base_model or (
@@ -804,17 +817,49 @@ def _drop_local_paths(directory: Path) -> None:
             path.write_text(json.dumps(kept, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def adapter_base_for_hub(model: PreTrainedModel, card_data: MultiLabelModelCardData | None) -> str | None:
+    """For a peft adapter, the Hub id of its encoder that a push records (None for a full model).
+
+    The adapter loads on the checkpoint its `adapter_config.json` names, so a pushed adapter must name one that
+    Hub users can reach: `card_data.base_model` when given (the Hub id of the same encoder), else the recorded one
+    when it is a Hub id. A local directory is never uploaded as the base.
+
+    Raises:
+        ValueError: The adapter's base is a local directory and no `base_model` names its Hub id.
+    """
+    if not is_peft_model(model):
+        return None
+    data = _attached(model) if card_data is None else card_data
+    recorded = adapter_summary(model).get("base_model")
+    base = (data.base_model if data is not None else None) or recorded
+    if not base or is_local_path(str(base)):
+        raise ValueError(
+            f"This adapter sits on the local encoder checkpoint {recorded!r}, which Hub users cannot load: pass "
+            "`card_data=MultiLabelModelCardData(base_model='org/encoder')` naming the same encoder on the Hub, "
+            "or push the merged model (`mlclf_hub.adapters.merge_adapter(model)`)."
+        )
+    return str(base)
+
+
 def _save_for_upload(
     model: PreTrainedModel,
     folder: Path,
     tokenizer: PreTrainedTokenizerBase | None,
     writers: list[ExtraWriter],
     max_shard_size: int | str | None,
+    base_model: str | None = None,
 ) -> None:
-    """Weights (sharded at `max_shard_size`), remote code, config, tokenizer and card into `folder`."""
+    """Weights (sharded at `max_shard_size`), remote code, config, tokenizer and card into `folder`.
+
+    An adapter (`base_model` given) is saved as an adapter directory that names `base_model` as its encoder.
+    """
     folder.mkdir(parents=True)
-    shard = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
-    model.save_pretrained(folder, **shard)
+    if base_model is not None:
+        save_pretrained_files(model, folder, base_model=base_model)
+    else:
+        save_pretrained_files(
+            model, folder, **({} if max_shard_size is None else {"max_shard_size": max_shard_size})
+        )
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
         _drop_local_paths(folder)
@@ -905,8 +950,12 @@ def push_to_hub(
     Returns:
         `CommitInfo`: The `huggingface_hub.CommitInfo` of the commit (`.oid`, `.commit_url`, `.pr_url`).
 
+    A peft adapter (`train(use_peft=True)`) is pushed as an adapter directory whose card says so and names
+    its encoder on the Hub (`adapter_base_for_hub`); a merged one (`adapters.merge_adapter`) as a full model.
+
     Raises:
-        ValueError: A malformed `repo_id` (nothing is sent).
+        ValueError: A malformed `repo_id`, or an adapter on a local encoder without a Hub `base_model`
+            (nothing is sent).
         HubPushError: Saving, creating the repo or branch, or the upload failed; the message names the
             stage and the cause (which is chained). Nothing local is changed.
 
@@ -919,6 +968,7 @@ def push_to_hub(
     _check_repo_id(repo_id)
     if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
         raise TypeError(f"`tags` must be a list of strings, got {tags!r:.100}.")
+    adapter_base = adapter_base_for_hub(model, card_data)
     if tokenizer is None:
         tokenizer = _default_tokenizer(model)
     api = HfApi(endpoint=endpoint, token=token)
@@ -927,7 +977,7 @@ def push_to_hub(
         stage = "saving the model to a temporary directory"
         try:
             writers = [*_card_writers(model, card_data, repo_id, tags), *(extra_writers or [])]
-            _save_for_upload(model, folder, tokenizer, writers, max_shard_size)
+            _save_for_upload(model, folder, tokenizer, writers, max_shard_size, base_model=adapter_base)
             stage = "creating the repo"
             repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
             full_id = getattr(repo_url, "repo_id", None) or repo_id
@@ -953,6 +1003,7 @@ __all__ = [
     "HubPushError",
     "ModelCardCallback",
     "MultiLabelModelCardData",
+    "adapter_base_for_hub",
     "card_writer",
     "create_hub_repo",
     "format_megabytes",

@@ -54,6 +54,21 @@ def _swap_in(staging: Path, target: Path) -> None:
     shutil.rmtree(retired_parent, ignore_errors=True)
 
 
+def save_pretrained_files(model: PreTrainedModel, directory: str | os.PathLike, **kwargs) -> None:
+    """`model.save_pretrained(directory, **kwargs)`, or the adapter directory of a peft-wrapped model.
+
+    For a `peft.PeftModel`, `adapters.save_adapter` (its `base_model` keyword names the encoder to record);
+    `max_shard_size` does not apply to an adapter.
+    """
+    from .adapters import is_peft_model, save_adapter
+
+    base_model = kwargs.pop("base_model", None)
+    if is_peft_model(model):
+        save_adapter(model, directory, base_model=base_model)
+    else:
+        model.save_pretrained(directory, **kwargs)
+
+
 def save_model(
     model: PreTrainedModel,
     save_directory: str | os.PathLike,
@@ -65,7 +80,8 @@ def save_model(
 
     Args:
         model (`PreTrainedModel`):
-            The model; written with `save_pretrained` (safetensors, remote code, `auto_map`).
+            The model; written with `save_pretrained` (safetensors, remote code, `auto_map`), or as an
+            adapter directory when it is a `peft.PeftModel` (`adapters.save_adapter`).
         save_directory (`str` or `os.PathLike`):
             Target directory. The model's files are replaced as a whole; other
             entries already there (checkpoints, logs) are kept.
@@ -94,7 +110,7 @@ def save_model(
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
     try:
-        model.save_pretrained(staging)
+        save_pretrained_files(model, staging)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
         for write in extra_writers or ():
@@ -108,4 +124,4 @@ def save_model(
     return target
 
 
-__all__ = ["save_model"]
+__all__ = ["save_model", "save_pretrained_files"]

@@ -35,6 +35,13 @@ from transformers import (
 )
 from transformers.utils import logging
 
+from .adapters import (
+    add_adapter,
+    is_adapter_checkpoint,
+    is_peft_model,
+    load_adapter_model,
+    resolve_peft_config,
+)
 from .auto import AutoModelForMultiLabel
 from .configuration_multilabel import MultiLabelConfig
 from .data import LabelSpace, infer_label_space, to_dataset, to_rows
@@ -63,6 +70,8 @@ class TrainResult:
     """What `train()` returns: the trained model and everything measured on the way.
 
     Attributes:
+        model: The trained `MultiLabelModel`; with `use_peft` / `peft_config` a `peft.PeftModel` wrapping it
+            (`adapters.merge_adapter` folds the adapter in).
         eval_metrics: `multilabel_metrics(..., per_label=True)` on the validation rows at the saved
             thresholds, plus `eval_loss`. With `tune_thresholds` those thresholds were tuned on the same
             rows, so these figures are in-sample (optimistic); empty without validation data.
@@ -81,7 +90,7 @@ class TrainResult:
         (0.68, 0.67)
     """
 
-    model: MultiLabelModel
+    model: Any  # MultiLabelModel, or a peft.PeftModel of one
     tokenizer: PreTrainedTokenizerBase
     trainer: Trainer
     label_space: LabelSpace
@@ -170,8 +179,10 @@ def _load_model(
     label_space: LabelSpace,
     args: MultiLabelTrainingArguments,
 ) -> MultiLabelModel:
-    if isinstance(model_name_or_path, MultiLabelModel):
+    if isinstance(model_name_or_path, MultiLabelModel) or is_peft_model(model_name_or_path):
         model = model_name_or_path
+    elif is_adapter_checkpoint(model_name_or_path):
+        model = load_adapter_model(model_name_or_path, is_trainable=True)  # trains on, as an adapter
     else:
         model = AutoModelForMultiLabel.from_pretrained(
             model_name_or_path,
@@ -237,7 +248,7 @@ def _prepare_data(
     if tokenizer is None:
         source = (
             model_name_or_path.name_or_path
-            if isinstance(model_name_or_path, MultiLabelModel)
+            if isinstance(model_name_or_path, MultiLabelModel) or is_peft_model(model_name_or_path)
             else model_name_or_path
         )
         tokenizer = AutoTokenizer.from_pretrained(source)
@@ -389,6 +400,9 @@ def train(
             show_progress=not args.disable_tqdm,
         )
 
+    peft_config = resolve_peft_config(args, model.config.backbone_config)
+    if peft_config is not None and not is_peft_model(model):
+        model = add_adapter(model, peft_config)  # after the probe: the head's trained copy starts from it
     extra_callbacks = _prepare_eval_settings(args, data.eval_set is not None)
     card_data = card_data if card_data is not None else MultiLabelModelCardData()
     extra_callbacks.append(ModelCardCallback(card_data))
@@ -432,8 +446,8 @@ def train(
 
 def _is_saved_multilabel(model_name_or_path: Any) -> bool:
     """True for the path of a saved multi-label model (its head is trained: no linear probe)."""
-    if isinstance(model_name_or_path, MultiLabelModel):
-        return False
+    if isinstance(model_name_or_path, MultiLabelModel) or is_peft_model(model_name_or_path):
+        return is_peft_model(model_name_or_path)  # an adapter's head is trained
     try:
         return isinstance(AutoConfig.from_pretrained(model_name_or_path), MultiLabelConfig)
     except (OSError, ValueError):

@@ -146,6 +146,34 @@ class MultiLabelTrainingArguments(TrainingArguments):
     early_stopping_threshold: float = field(
         default=0.0, metadata={"help": "Minimum improvement that counts."}
     )
+    use_peft: bool = field(
+        default=False,
+        metadata={
+            "help": "Train a LoRA adapter (peft) instead of the whole encoder: the encoder is frozen, the "
+            "adapter and the head train; the model is saved as an adapter on its encoder checkpoint."
+        },
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank (with use_peft)."})
+    lora_alpha: float = field(
+        default=16.0, metadata={"help": "LoRA alpha: the update is scaled by alpha / r."}
+    )
+    lora_dropout: float = field(default=0.1, metadata={"help": "Dropout on LoRA's input (with use_peft)."})
+    lora_target_modules: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated names of the layers LoRA adapts (default: the attention's query and value "
+            "projections of the encoder family, e.g. 'query,value' for BERT)."
+        },
+    )
+    # Any `peft.PeftConfig` in Python; the CLI passes a JSON file (or a directory with adapter_config.json).
+    peft_config: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "A peft config (a PeftConfig in Python; a JSON file or an adapter directory on the command "
+            "line) for any non-prompt adapter; overrides use_peft and the lora_* settings. The head always "
+            "trains in full (modules_to_save)."
+        },
+    )
 
     @staticmethod
     def _parse_pos_weight(value: Any) -> list[float] | str | None:
@@ -212,6 +240,41 @@ class MultiLabelTrainingArguments(TrainingArguments):
             )
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError(f"`early_stopping_patience` must be >= 1, got {self.early_stopping_patience}.")
+        self._check_peft()
+
+    def _check_peft(self) -> None:
+        """The adapter settings, checked before any training: peft installed, LoRA values in range."""
+        if self.peft_config is None and not self.use_peft:
+            return
+        from .adapters import require_peft
+
+        require_peft()
+        if self.peft_config is not None:
+            return
+        if not (isinstance(self.lora_r, int) and self.lora_r >= 1):
+            raise ValueError(f"`lora_r` must be an integer >= 1, got {self.lora_r!r}.")
+        if not self.lora_alpha > 0:
+            raise ValueError(f"`lora_alpha` must be > 0, got {self.lora_alpha}.")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"`lora_dropout` must be in [0, 1), got {self.lora_dropout}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """`TrainingArguments.to_dict`, with a `PeftConfig` written as its JSON-ready dict.
+
+        Example:
+            >>> import peft
+            >>> args = MultiLabelTrainingArguments(output_dir="out", peft_config=peft.LoraConfig(target_modules=["query"]))
+            >>> args.to_dict()["peft_config"]["target_modules"]
+            ['query']
+        """
+        values = super().to_dict()
+        config = values.get("peft_config")
+        if config is not None and hasattr(config, "to_dict"):
+            values["peft_config"] = {
+                key: sorted(value) if isinstance(value, set) else value
+                for key, value in config.to_dict().items()
+            }
+        return values
 
 
 __all__ = ["HEAD_INITS", "MultiLabelTrainingArguments"]

@@ -380,6 +380,24 @@ class ClassificationArgs:
         "mlclf_hub: `lexical_weight`: weight of the lexical channel (a logistic regression on TF-IDF bags of "
         "tokens fitted on the training rows after training) in the logits (0: none).",
     )
+    use_peft: bool = _f(
+        False,
+        "mapped",
+        "mlclf_hub: `use_peft`: train a LoRA adapter (peft) on the frozen encoder, with the head; saved as an adapter.",
+    )
+    lora_r: int = _f(8, "mapped", "mlclf_hub: `lora_r`: LoRA rank.")
+    lora_alpha: float = _f(16.0, "mapped", "mlclf_hub: `lora_alpha`: LoRA scaling numerator.")
+    lora_dropout: float = _f(0.1, "mapped", "mlclf_hub: `lora_dropout`.")
+    lora_target_modules: str | None = _f(
+        None, "mapped", "mlclf_hub: `lora_target_modules` (comma-separated; default per encoder family)."
+    )
+    peft_config: Any = field(
+        default=None,
+        metadata=_notes(
+            "mapped",
+            "mlclf_hub: `peft_config`: any peft.PeftConfig (or its dict / JSON file); overrides use_peft.",
+        ),
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -654,6 +672,7 @@ def to_training_arguments(
     | knn_neighbors, knn_weight,            | same names (mlclf_hub fields)                            |
     | lexical_weight                        |                                                          |
     | tune_thresholds                       | tune_thresholds                                          |
+    | use_peft, lora_*, peft_config         | same names (mlclf_hub fields: a peft adapter)            |
     | (constructor) pos_weight              | pos_weight                                               |
 
     `train()` tunes the thresholds on `eval_df` (through windows when the model trains on them);
@@ -741,6 +760,12 @@ def to_training_arguments(
         knn_neighbors=args.knn_neighbors,
         knn_weight=args.knn_weight,
         lexical_weight=args.lexical_weight,
+        use_peft=bool(args.use_peft),
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        lora_target_modules=args.lora_target_modules,
+        peft_config=args.peft_config,
         pos_weight=pos_weight,
         focal_gamma=focal_gamma,
         tune_thresholds=args.tune_thresholds,
