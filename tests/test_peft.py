@@ -254,7 +254,9 @@ def test_adapter_pushes_with_a_hub_base_and_loads_from_the_hub(trained, hub_env,
     )
     files = hub_env.files("ns/adapter")
     assert json.loads(files["adapter_config.json"])["base_model_name_or_path"] == encoder_repo
-    assert trained.encoder.encode() not in files["adapter_config.json"]
+    for name, data in files.items():  # no local path leaves the machine, in any file
+        for place in (trained.encoder, trained.dir, str(tmp_path), os.path.expanduser("~")):
+            assert place.encode() not in data, (name, place)
     assert "model.safetensors" not in files and TABLES_NAME in files
     assert f"base_model: {encoder_repo}" in files["README.md"].decode()
     loaded = AutoModelForMultiLabel.from_pretrained("ns/adapter")
@@ -357,3 +359,17 @@ def test_facade_and_cli_train_adapters(tmp_path):
     )  # fmt: skip
     assert code == 0
     assert json.loads((tmp_path / "cli" / "adapter_config.json").read_text())["r"] == 2
+
+
+def test_training_goes_on_from_a_saved_adapter(trained, tmp_path):
+    args = tiny_training_args(str(tmp_path / "more"), num_train_epochs=1)
+    result = train(trained.dir, keyword_rows(40, seed=5), labels=LABELS, args=args)
+    assert isinstance(result.model, peft.PeftModel)
+    loaded = dict(AutoModelForMultiLabel.from_pretrained(trained.dir).named_parameters())
+    after = dict(result.model.named_parameters())
+    lora = [n for n in after if "lora_" in n]
+    assert lora and any(not torch.equal(loaded[n], after[n]) for n in lora)  # the adapter trained on
+    assert all(torch.equal(loaded[n], after[n]) for n in after if ".backbone." in n and "lora_" not in n)
+    assert json.loads((tmp_path / "more" / "adapter_config.json").read_text())["base_model_name_or_path"] == (
+        trained.encoder
+    )

@@ -41,6 +41,12 @@ OURS = {
     "head_init",
     "head_learning_rate",
     "knn_neighbors",
+    "use_peft",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_target_modules",
+    "peft_config",
     "knn_weight",
     "lexical_weight",
 }
