@@ -187,7 +187,9 @@ def add_adapter(model: MultiLabelModel, peft_config: Any) -> Any:
 
     Example:
         >>> import peft
-        >>> wrapped = add_adapter(copy.deepcopy(model), peft.LoraConfig(r=2, target_modules=["query"]))
+        >>> encoder_model = copy.deepcopy(model)
+        >>> encoder_model.name_or_path = "org/encoder"  # as `from_pretrained("org/encoder", labels=...)` sets it
+        >>> wrapped = add_adapter(encoder_model, peft.LoraConfig(r=2, target_modules=["query"]))
         >>> type(wrapped).__name__, wrapped.peft_config["default"].modules_to_save
         ('PeftModel', ['classifier'])
     """
