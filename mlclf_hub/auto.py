@@ -13,12 +13,19 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PreTrainedConfig
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedConfig,
+    PreTrainedTokenizerBase,
+)
 from transformers.core_model_loading import WeightRenaming
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
-from transformers.utils import cached_file, logging
+from transformers.utils import CONFIG_NAME, cached_file, logging
 
-from .configuration_multilabel import POOLING_MODES, MultiLabelConfig
+from .configuration_multilabel import POOLING_MODES, MultiLabelConfig, is_local_path
 from .modeling_multilabel import MultiLabelModel
 
 logger = logging.get_logger(__name__)
@@ -30,6 +37,25 @@ HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revis
 #: Backbone tensors a checkpoint may lack and that the model may initialise: the pooler (masked-LM
 #: checkpoints have none; `MultiLabelModel` pools the token states itself and never uses it).
 OPTIONAL_BACKBONE_KEYS = re.compile(r"^backbone\.pooler\.")
+#: The model's stored tables and the config field that gives their row count (`MultiLabelModel._set_tables`).
+TABLE_SIZES = {
+    "knn_keys": "knn_memory_size",
+    "knn_values": "knn_memory_size",
+    "lexical_vocab": "lexical_vocab_size",
+    "lexical_idf": "lexical_vocab_size",
+    "lexical_coef": "lexical_vocab_size",
+}
+#: Files a saved tokenizer is made of (any one of them).
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
 
 
 class EncoderWeightsError(ValueError):
@@ -37,6 +63,80 @@ class EncoderWeightsError(ValueError):
 
     Raised instead of leaving the backbone randomly initialised with only a load-report warning.
     """
+
+
+class ModelFilesError(OSError, ValueError):
+    """A model directory that is missing, lacks a file it needs (config.json, the tokenizer's files) or holds a
+    config.json that does not match its weights; both an `OSError` and a `ValueError`.
+
+    Example:
+        >>> issubclass(ModelFilesError, OSError) and issubclass(ModelFilesError, ValueError)
+        True
+    """
+
+
+def _listing(path: str | os.PathLike, limit: int = 8) -> str:
+    """The first names in a directory, for error messages: ``"a.txt, b.json"`` or ``"nothing"``."""
+    names = sorted(os.listdir(path))
+    if not names:
+        return "nothing"
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} entries)" if len(names) > limit else "")
+
+
+def check_model_dir(path: str | os.PathLike, subfolder: str = "") -> None:
+    """A `ModelFilesError` for a local path that is not a model directory: missing, a file, or without config.json.
+
+    Hub repo ids (``"org/model"``) pass through: transformers reports on those.
+
+    Example:
+        >>> check_model_dir("/nonexistent/model")
+        Traceback (most recent call last):
+        ...
+        mlclf_hub.auto.ModelFilesError: /nonexistent/model: no such directory; expected a model directory (with config.json) or a Hub repo id.
+    """
+    name = os.fspath(path)
+    if not (isinstance(name, str) and (is_local_path(name) or os.path.exists(name))):
+        return
+    where = os.path.join(name, subfolder) if subfolder else name
+    if not os.path.exists(where):
+        raise ModelFilesError(
+            f"{where}: no such directory; expected a model directory (with {CONFIG_NAME}) or a Hub repo id."
+        )
+    if not os.path.isdir(where):
+        raise ModelFilesError(f"{where}: is a file; expected a model directory (with {CONFIG_NAME}).")
+    if not os.path.isfile(os.path.join(where, CONFIG_NAME)):
+        raise ModelFilesError(
+            f"{where}: no {CONFIG_NAME} in this directory (it holds {_listing(where)}); expected a model saved with "
+            "save_model / save_pretrained, or an encoder checkpoint."
+        )
+
+
+def load_tokenizer(name_or_path: str | os.PathLike, **kwargs: Any) -> PreTrainedTokenizerBase:
+    """`AutoTokenizer.from_pretrained`, with an error naming the directory (or repo) when it cannot load one.
+
+    transformers' own errors for a directory without tokenizer files ("Couldn't instantiate the backend
+    tokenizer ...") say neither where it looked nor what to do.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as empty:
+        ...     load_tokenizer(empty)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        mlclf_hub.auto.ModelFilesError: /...: no tokenizer files (tokenizer.json, tokenizer_config.json, vocab.txt, ...) in this directory (it holds nothing); save the tokenizer there (tokenizer.save_pretrained(...)) or pass `tokenizer=`.
+    """
+    name = os.fspath(name_or_path)
+    fix = "save the tokenizer there (tokenizer.save_pretrained(...)) or pass `tokenizer=`."
+    if os.path.isdir(name) and not any(os.path.isfile(os.path.join(name, f)) for f in TOKENIZER_FILES):
+        raise ModelFilesError(
+            f"{name}: no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...) in this directory (it holds "
+            f"{_listing(name)}); {fix}"
+        )
+    try:
+        return AutoTokenizer.from_pretrained(name, **kwargs)
+    except (OSError, ValueError, TypeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelFilesError(f"{name}: the tokenizer could not be loaded ({reason}); {fix}") from err
 
 
 def register_auto_classes() -> None:
@@ -135,9 +235,12 @@ def _load_checked(
     wants_info = bool(kwargs.pop("output_loading_info", False))
     if new_head:
         kwargs.setdefault("key_mapping", encoder_key_mapping(config.backbone_config))
-        # A `*ForSequenceClassification` checkpoint's own `classifier` (another label count) is not ours.
-        kwargs.setdefault("ignore_mismatched_sizes", True)
+    # New head: a `*ForSequenceClassification` checkpoint's own `classifier` (another label count) is not ours.
+    # Saved model: a shape that differs is reported below (a table's size edited in config.json, named).
+    kwargs.setdefault("ignore_mismatched_sizes", True)
     model, info = MultiLabelModel.from_pretrained(source, config=config, output_loading_info=True, **kwargs)
+    if not new_head:
+        _check_table_sizes(source, config, info)
     mismatched = {
         str(item[0] if isinstance(item, tuple) else item) for item in info.get("mismatched_keys", ())
     }
@@ -158,6 +261,34 @@ def _load_checked(
             "base-model prefix (e.g. `bert.`); pass `key_mapping={regex: 'backbone.'}` for another layout."
         )
     return (model, info) if wants_info else model
+
+
+def _check_table_sizes(source: str | os.PathLike, config: MultiLabelConfig, info: dict[str, Any]) -> None:
+    """A `ModelFilesError` naming the config field when a stored table's size differs from config.json's.
+
+    The memory's and the lexical channel's row counts (`knn_memory_size`, `lexical_vocab_size`) are written by
+    `set_knn_memory` / `set_lexical_model`; an edited count makes transformers fail with a tensor-size report
+    (or, at 0, silently drop the stored table).
+    """
+    saved: dict[str, tuple[str, Any]] = {}
+    for item in sorted(info.get("mismatched_keys", ()), key=str):
+        if isinstance(item, tuple) and str(item[0]) in TABLE_SIZES:
+            saved.setdefault(TABLE_SIZES[str(item[0])], (str(item[0]), tuple(item[1])))
+    dropped = sorted(str(key) for key in info.get("unexpected_keys", ()) if str(key) in TABLE_SIZES)
+    for key in dropped:
+        saved.setdefault(TABLE_SIZES[key], (key, None))
+    if not saved:
+        return
+    field, (key, shape) = sorted(saved.items())[0]
+    held = f" of {shape[0]} rows ({key} of shape {list(shape)})" if shape else f" ({key}) that it leaves out"
+    put_back = f"put back {field}={shape[0]}" if shape else f"put back {field} as the number of rows of {key}"
+    what = "nearest-neighbour memory" if field == "knn_memory_size" else "lexical channel"
+    clear = "clear_knn_memory" if field == "knn_memory_size" else "clear_lexical_model"
+    raise ModelFilesError(
+        f"{source}: config.json says {field}={getattr(config, field)} but the weights hold a {what}{held}. "
+        f"{field} is written when the table is stored and must not be edited: {put_back}. To drop the table, "
+        f"load the model, call model.{clear}() and save it again."
+    )
 
 
 def _label_map(labels: Sequence[str] | None, num_labels: int | None) -> dict[int, str]:
@@ -255,7 +386,11 @@ class AutoModelForMultiLabel:
         Raises:
             ValueError: when a plain encoder comes without labels, or `labels` contradicts a
                 trained model's labels.
+            ModelFilesError: (an `OSError` and a `ValueError`) for a local directory that does not exist or has no
+                config.json, or whose config.json gives a stored table (`knn_memory_size`, `lexical_vocab_size`)
+                another size than its weights.
         """
+        check_model_dir(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
         config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **_hub_kwargs(kwargs))
         if isinstance(config, MultiLabelConfig):
             if labels is not None and list(labels) != config.labels:
@@ -299,9 +434,14 @@ class AutoModelForMultiLabel:
 register_auto_classes()
 
 __all__ = [
+    "TABLE_SIZES",
+    "TOKENIZER_FILES",
     "AutoModelForMultiLabel",
     "EncoderWeightsError",
+    "ModelFilesError",
+    "check_model_dir",
     "encoder_key_mapping",
     "is_sentence_transformers_checkpoint",
+    "load_tokenizer",
     "register_auto_classes",
 ]

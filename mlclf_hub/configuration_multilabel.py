@@ -299,6 +299,11 @@ class MultiLabelConfig(PreTrainedConfig):
 
     def _validate_labels(self) -> None:
         names = list(self.id2label.values())
+        if not names:
+            raise ValueError(
+                "MultiLabelConfig: needs at least one label, got none (`id2label` is empty, num_labels=0); pass the "
+                "label names (`id2label`, or `labels=` / `num_labels` >= 1 where the model is made)."
+            )
         if sorted(self.id2label) != list(range(len(names))):
             raise ValueError(
                 f"MultiLabelConfig: `id2label` keys must be 0..{len(names) - 1}, got {sorted(self.id2label)!r}."

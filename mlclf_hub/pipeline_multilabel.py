@@ -24,13 +24,24 @@ probabilities.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
 from transformers.pipelines.base import ChunkPipeline
+from transformers.utils import logging
 
-from .processing_multilabel import Aggregate, aggregate_windows, resolve_preprocessing, tokenize_windows
+from .processing_multilabel import (
+    Aggregate,
+    TruncationCounter,
+    aggregate_windows,
+    check_text,
+    resolve_preprocessing,
+    tokenize_windows,
+)
+
+logger = logging.get_logger(__name__)
 
 TASK = "multi-label-classification"
 _EVERY_LABEL = ""  # the default of `top_k`: `None` is the stock pipeline's "every label"
@@ -65,7 +76,7 @@ def check_threshold(threshold: float | Sequence[float], id2label: dict[int, str]
 def _text_and_pair(inputs: Any) -> tuple[str, str | None]:
     """The text (and second text) of one input: a string, or a `{"text": ..., "text_pair": ...}` dict."""
     if isinstance(inputs, str):
-        return inputs, None
+        return check_text(inputs, f"the text {inputs!r:.40}"), None
     if not isinstance(inputs, dict):
         raise TypeError(
             f"{TASK} expects a string, a {{'text': ..., 'text_pair': ...}} dict or a list of them, got "
@@ -81,6 +92,8 @@ def _text_and_pair(inputs: Any) -> tuple[str, str | None]:
         value = inputs.get(field)
         if not isinstance(value, str) and not (field == "text_pair" and value is None):
             raise TypeError(f"field {field!r}: expected a string, got {type(value).__name__} {value!r:.60}.")
+        if value is not None:
+            check_text(value, f"field {field!r} of {value!r:.40}")
     return inputs["text"], inputs.get("text_pair")
 
 
@@ -110,6 +123,9 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
             `config.window_aggregation`).
         batch_size (`int`, *optional*): Windows per forward pass (the `Pipeline` argument).
 
+    Texts longer than `max_length` that are truncated (not read through windows) are counted, and each call
+    logs one warning saying how many were cut and that `sliding_window=True` reads them whole.
+
     Example:
         >>> import os, shutil, tempfile
         >>> import mlclf_hub  # registers the task
@@ -130,10 +146,42 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
     _load_image_processor = False
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        """Classify one input (one list of labels back) or a list of inputs (one list each; `[]` for `[]`)."""
+        """Classify one input (one list of labels back) or a list of inputs (one list each; `[]` for `[]`).
+
+        One warning per call counts the texts cut at `max_length` (`TruncationCounter`); for a generator or a
+        dataset, whose results come lazily, once the last result is out.
+        """
         if isinstance(inputs, (list, tuple)) and len(inputs) == 0:
             return []  # transformers' Pipeline.__call__ would read inputs[0]
-        return super().__call__(inputs, *args, **kwargs)
+        counter = TruncationCounter()
+        self._call_state.counter = counter
+        outputs = super().__call__(inputs, *args, **kwargs)
+        if isinstance(outputs, Iterator):
+            return self._warn_when_done(outputs, counter)
+        self._call_state.counter = None
+        counter.warn(logger)
+        return outputs
+
+    @property
+    def _call_state(self) -> threading.local:
+        """This thread's state of the call in progress (its `TruncationCounter`)."""
+        state = self.__dict__.get("_mlclf_call_state")
+        if state is None:
+            state = self.__dict__.setdefault("_mlclf_call_state", threading.local())
+        return state
+
+    def _warn_when_done(self, outputs: Iterator[Any], counter: TruncationCounter) -> Iterator[Any]:
+        """The lazy results of one call, then its truncation warning."""
+        outputs = iter(outputs)  # transformers' PipelineIterator starts reading in `__iter__`
+        while True:
+            self._call_state.counter = counter  # the inputs are read (preprocessed) as results are asked for
+            try:
+                item = next(outputs)
+            except StopIteration:
+                break
+            yield item
+        self._call_state.counter = None
+        counter.warn(logger)
 
     _load_feature_extractor = False
     _load_tokenizer = True
@@ -160,6 +208,8 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
         if max_length is not None:
             if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 3:
                 raise ValueError(f"`max_length` must be an int >= 3 tokens, got {max_length!r}.")
+            # within the model's position table too: an error naming its limit before any input is read
+            resolve_preprocessing(self.model.config, self.tokenizer, max_length=max_length)
             preprocess["max_length"] = max_length
         if sliding_window is not None:
             preprocess["sliding_window"] = bool(sliding_window)
@@ -204,6 +254,7 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
             text_pairs=None if pair is None else [pair],
             stride=plan.stride,
             sliding_window=plan.sliding_window,
+            on_truncated=getattr(self._call_state, "counter", None),
         )
         for index, window in enumerate(windows):
             features = {key: torch.tensor([ids], dtype=torch.long) for key, ids in window.items()}

@@ -12,13 +12,90 @@ This file is uploaded to the Hub next to the pipeline (remote code), so it impor
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from transformers import PreTrainedTokenizerBase
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 Aggregate = Literal["max", "mean"]
+
+#: Encoder families whose position ids start after the padding id (RoBERTa's layout): `max_position_embeddings`
+#: minus `pad_token_id + 1` positions are left for tokens (514 -> 512 for roberta-base).
+PADDING_OFFSET_POSITIONS = frozenset(
+    {
+        "camembert",
+        "data2vec-text",
+        "ibert",
+        "longformer",
+        "luke",
+        "markuplm",
+        "mpnet",
+        "roberta",
+        "roberta-prelayernorm",
+        "xlm-roberta",
+        "xlm-roberta-xl",
+        "xmod",
+    }
+)
+
+
+def max_positions(config: object) -> int | None:
+    """The most tokens the model's encoder reads at once (its absolute position table), or None when unbounded.
+
+    `config` is a `MultiLabelConfig` (its `backbone_config` is read) or an encoder's config. Encoders with
+    rotary or relative positions only (ModernBERT; DeBERTa-v3, with `position_biased_input=False`) have no
+    table and give None.
+
+    Example:
+        >>> from transformers import BertConfig, RobertaConfig
+        >>> max_positions(BertConfig(max_position_embeddings=64)), max_positions(RobertaConfig(max_position_embeddings=514))
+        (64, 512)
+    """
+    backbone = getattr(config, "backbone_config", None) or config
+    size = getattr(backbone, "max_position_embeddings", None)
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        return None
+    if any(
+        getattr(backbone, name, None) is not None
+        for name in ("rope_parameters", "rope_theta", "rope_scaling")
+    ):
+        return None
+    if getattr(backbone, "position_embedding_type", "absolute") not in (None, "absolute"):
+        return None
+    if getattr(backbone, "position_biased_input", True) is False:
+        return None
+    if getattr(backbone, "model_type", None) in PADDING_OFFSET_POSITIONS:
+        size -= int(getattr(backbone, "pad_token_id", None) or 0) + 1
+    return size if size > 0 else None
+
+
+def check_text(text: str, where: str) -> str:
+    r"""`text`, or a `ValueError` naming `where` when it cannot be encoded as UTF-8.
+
+    Only a lone surrogate (``"\ud800"``: what a JSON escape or `errors="surrogateescape"` can leave) cannot be;
+    the tokenizer rejects it with an unclear `TypeError`.
+
+    Example:
+        >>> check_text("café", "text 0")
+        'café'
+        >>> check_text("a " + chr(0xD800) + " b", "text 0")
+        Traceback (most recent call last):
+        ...
+        ValueError: text 0: a lone surrogate '\ud800' at character 2 cannot be encoded as UTF-8; remove or replace it (text.encode('utf-8', errors='replace').decode() makes it '?').
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"{where}: a lone surrogate {text[err.start : err.end]!r} at character {err.start} cannot be encoded as "
+            "UTF-8; remove or replace it (text.encode('utf-8', errors='replace').decode() makes it '?')."
+        ) from None
+    return text
 
 
 @dataclass(frozen=True)
@@ -52,7 +129,11 @@ def resolve_preprocessing(
 
     The contract is what `train()` saved in the config (`max_length`, `sliding_window`, `window_stride`,
     `window_aggregation`); a model without one (not trained by `train()`) reads the tokenizer's
-    `model_max_length`, capped at 512, and truncates. Text pairs (`pairs=True`) are truncated, as in training:
+    `model_max_length`, capped at 512 and at what the model's position table holds (`max_positions`), and
+    truncates. A `max_length` asked for that the model cannot read (above `max_positions`) is a `ValueError` naming
+    the limit. The saved length (also when passed as `max_length`) is read within the limit: `train()` refuses
+    texts longer than the model reads, so a model saved at 128 tokens on 64 positions was trained on at most 64.
+    Text pairs (`pairs=True`) are truncated, as in training:
     a saved sliding window does not apply to them (an explicit `sliding_window=True` does, and
     `encode_windows` rejects it).
 
@@ -63,17 +144,35 @@ def resolve_preprocessing(
         Preprocessing(max_length=24, sliding_window=True, stride=4, aggregate='max')
         >>> resolve_preprocessing(config, tokenizer, max_length=64, pairs=True)
         Preprocessing(max_length=64, sliding_window=False, stride=None, aggregate='max')
-        >>> resolve_preprocessing(model.config, tokenizer)  # untrained: the tokenizer's limit, at most 512
-        Preprocessing(max_length=512, sliding_window=False, stride=None, aggregate='max')
+        >>> resolve_preprocessing(model.config, tokenizer)  # untrained: at most 512, and this model's 64 positions
+        Preprocessing(max_length=64, sliding_window=False, stride=None, aggregate='max')
+        >>> resolve_preprocessing(model.config, tokenizer, max_length=100)
+        Traceback (most recent call last):
+        ...
+        ValueError: `max_length` is 100 tokens but the model reads at most 64 tokens (its position table, `max_position_embeddings`); pass max_length <= 64, or sliding_window=True to read longer texts whole, as overlapping windows.
     """
     if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)):
         raise TypeError(
             f"`max_length` must be an int or None, got {type(max_length).__name__} {max_length!r}."
         )
-    if max_length is None:
+    limit = max_positions(config)
+    reads = f"the model reads at most {limit} tokens (its position table, `max_position_embeddings`)"
+    if max_length is not None and max_length == getattr(config, "max_length", None):
+        max_length = None  # the training length, asked for by name: the saved contract, read as below
+    if max_length is not None:
+        if max_length < 3:
+            raise ValueError(f"`max_length` must be >= 3 tokens, got {max_length}.")
+        if limit is not None and max_length > limit:
+            raise ValueError(
+                f"`max_length` is {max_length} tokens but {reads}; pass max_length <= {limit}, or "
+                "sliding_window=True to read longer texts whole, as overlapping windows."
+            )
+    else:  # the saved length, read within the position table (a saved 128 on 64 positions reads 64)
         max_length = getattr(config, "max_length", None)
-    if max_length is None:
-        max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
+        if max_length is not None and limit is not None:
+            max_length = min(max_length, limit)
+    if max_length is None:  # the tokenizer's limit, at most 512 and what the model reads
+        max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512, limit or 512)
     if max_length < 3:
         raise ValueError(f"`max_length` must be >= 3 tokens, got {max_length}.")
     if aggregate is None:
@@ -174,6 +273,88 @@ def encode_windows(
     return encoded, list(encoded.pop("overflow_to_sample_mapping"))
 
 
+def count_truncated(
+    encoded: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    max_length: int | None,
+    text_pairs: list[str] | None = None,
+) -> int:
+    """How many texts (or pairs) lost tokens to truncation in `encoded`, their truncated encoding (one row each).
+
+    A fast tokenizer records what it cut (`Encoding.overflowing`), so counting costs nothing; otherwise only the
+    rows that came out at the full `max_length` are tokenized again, whole, to see whether they were longer.
+
+    Example:
+        >>> texts = ["the team won the game", "new chip"]
+        >>> count_truncated(tokenizer(texts, truncation=True, max_length=5), tokenizer, texts, 5)
+        1
+    """
+    encodings = getattr(encoded, "encodings", None)
+    if encodings is not None:
+        return sum(1 for encoding in encodings if encoding.overflowing)
+    limit = max_length or tokenizer.model_max_length
+    full = [i for i, ids in enumerate(encoded["input_ids"]) if len(ids) >= limit]
+    if not full:
+        return 0
+    pairs = None if text_pairs is None else [text_pairs[i] for i in full]
+    whole = tokenizer([texts[i] for i in full], pairs, truncation=False)["input_ids"]
+    return sum(1 for ids in whole if len(ids) > limit)
+
+
+class TruncationCounter:
+    """Counts the texts `tokenize_windows` truncated over one prediction call; `warn()` says so once.
+
+    Pass it as `tokenize_windows(..., on_truncated=counter)` for each chunk (or text) of a call, then call
+    `counter.warn()` when the call is done: one warning, with how many texts were cut and how to read them whole.
+
+    Example:
+        >>> counter = TruncationCounter()
+        >>> _ = tokenize_windows(tokenizer, ["the team won the game", "new chip"], 5, on_truncated=counter)
+        >>> counter.cut, counter.texts
+        (1, 2)
+        >>> print(counter.message())
+        1 of 2 texts was longer than max_length=5 tokens and was truncated: only its first 5 tokens were read. Pass sliding_window=True to read long texts whole (as overlapping windows whose scores are aggregated).
+    """
+
+    def __init__(self) -> None:
+        self.cut = 0
+        self.texts = 0
+        self.max_length: int | None = None
+        self.pairs = False
+
+    def __call__(self, cut: int, texts: int, max_length: int, pairs: bool = False) -> None:
+        """Record one `tokenize_windows` call: `cut` of its `texts` were truncated at `max_length`."""
+        self.cut += int(cut)
+        self.texts += int(texts)
+        self.max_length = max_length
+        self.pairs = self.pairs or pairs
+
+    def message(self) -> str | None:
+        """The warning's text, or None when nothing was cut."""
+        if not self.cut:
+            return None
+        one = self.cut == 1
+        was, its = ("was", "its") if one else ("were", "their")
+        what = "text pair" if self.pairs else "text"
+        cut = (
+            f"{self.cut} of {self.texts} {what}{'' if self.texts == 1 else 's'} {was} longer than max_length="
+        )
+        cut += f"{self.max_length} tokens and {was} truncated: only {its} first {self.max_length} tokens were read."
+        if self.pairs:
+            return (
+                f"{cut} Text pairs are never read as windows: pass a larger max_length (up to what the model reads) "
+                "to keep more of them."
+            )
+        return f"{cut} Pass sliding_window=True to read long texts whole (as overlapping windows whose scores are aggregated)."
+
+    def warn(self, warn_logger: Any = None) -> None:
+        """Log `message()` once as a warning (on `warn_logger`, else this module's logger), if anything was cut."""
+        text = self.message()
+        if text is not None:
+            (warn_logger or logger).warning(text)
+
+
 def tokenize_windows(
     tokenizer: PreTrainedTokenizerBase,
     texts: list[str],
@@ -182,11 +363,14 @@ def tokenize_windows(
     text_pairs: list[str] | None = None,
     stride: int | None = None,
     sliding_window: bool = False,
+    on_truncated: Callable[..., None] | None = None,
 ) -> tuple[list[dict[str, list[int]]], torch.Tensor]:
     """Unpadded token features per window and, for each window, the index of its text (a long tensor).
 
     Without `sliding_window` each text (or pair) is one window, truncated to `max_length`; with it, the windows
-    of `encode_windows`, neighbours sharing `stride` tokens (default `max_length // 4`).
+    of `encode_windows`, neighbours sharing `stride` tokens (default `max_length // 4`). Without windows,
+    `on_truncated` (a `TruncationCounter`) is told how many texts were cut:
+    `on_truncated(cut, len(texts), max_length, text_pairs is not None)`.
 
     Example:
         >>> texts = ["the team won the game vote", "new chip"]
@@ -198,6 +382,9 @@ def tokenize_windows(
     """
     overlap = (stride if stride is not None else max_length // 4) if sliding_window else None
     encoded, owner = encode_windows(tokenizer, texts, max_length, overlap, text_pairs=text_pairs)
+    if on_truncated is not None and overlap is None:
+        cut = count_truncated(encoded, tokenizer, texts, max_length, text_pairs)
+        on_truncated(cut, len(texts), max_length, text_pairs is not None)
     present = [key for key in ("input_ids", "token_type_ids") if key in encoded]
     features = [{key: encoded[key][i] for key in present} for i in range(len(encoded["input_ids"]))]
     return features, torch.tensor(owner, dtype=torch.long)
@@ -233,11 +420,16 @@ def aggregate_windows(window_scores: Any, owner: Any, n_texts: int, how: Aggrega
 
 
 __all__ = [
+    "PADDING_OFFSET_POSITIONS",
     "Aggregate",
     "Preprocessing",
+    "TruncationCounter",
     "aggregate_windows",
+    "check_text",
     "check_window_stride",
+    "count_truncated",
     "encode_windows",
+    "max_positions",
     "resolve_preprocessing",
     "tokenize_windows",
 ]

@@ -14,18 +14,20 @@ batches, `compute_metrics`, `EarlyStoppingCallback`, checkpoints and `resume_fro
 from __future__ import annotations
 
 import copy
+import errno
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import pyarrow.compute as pc
 import torch
 from huggingface_hub import CommitInfo
 from transformers import (
     AutoConfig,
-    AutoTokenizer,
     DataCollatorWithPadding,
     EarlyStoppingCallback,
     PreTrainedTokenizerBase,
@@ -42,7 +44,7 @@ from .adapters import (
     load_adapter_model,
     resolve_peft_config,
 )
-from .auto import AutoModelForMultiLabel
+from .auto import AutoModelForMultiLabel, load_tokenizer
 from .configuration_multilabel import MultiLabelConfig
 from .data import LabelSpace, infer_label_space, to_dataset, to_rows
 from .fitting import (
@@ -58,8 +60,9 @@ from .hub import ModelCardCallback, MultiLabelModelCardData, card_writer, create
 from .inference import predict_proba, probability_loss
 from .metrics import make_compute_metrics, multilabel_metrics, sigmoid
 from .modeling_multilabel import MultiLabelModel
+from .processing_multilabel import max_positions
 from .saving import save_model
-from .thresholds import ThresholdResult, heldout_metrics, tune_thresholds
+from .thresholds import ThresholdResult, heldout_metrics, min_cross_fit_rows, tune_thresholds
 from .training_args import MultiLabelTrainingArguments
 
 logger = logging.get_logger(__name__)
@@ -147,6 +150,148 @@ def _check_precision(args: TrainingArguments) -> None:
         )
     if args.bf16 and torch.cuda.is_available() and not args.use_cpu and not torch.cuda.is_bf16_supported():
         raise ValueError("bf16=True is not supported by this GPU; use fp16=True instead.")
+
+
+def _nearest_existing(path: Path) -> Path:
+    """`path`, or its nearest ancestor that exists."""
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _can_write_in(directory: Path) -> OSError | None:
+    """None when a file can be created in `directory` (tried: permissions, read-only mounts, quotas), else why."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            return None
+    except OSError as err:
+        return err
+
+
+def check_output_dir(output_dir: str | os.PathLike | None) -> None:
+    """A `ValueError` naming `output_dir` unless the model and checkpoints can be written there; creates nothing.
+
+    `output_dir` may not exist yet (it and its parents are made when training starts), but the path must not be
+    or pass through a file, and the directory it will be made in must be writable. Checked by `train()` before
+    anything is loaded, so a bad path fails at once instead of after training, with nothing left behind.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile() as file:
+        ...     check_output_dir(file.name)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: `output_dir` '...' is a file; expected a directory to save the model in (or a path where one can be made).
+    """
+    if output_dir is None:
+        return
+    path = Path(output_dir).absolute()
+    where = f"`output_dir` {str(output_dir)!r}"
+    if path.exists() and not path.is_dir():
+        raise ValueError(
+            f"{where} is a file; expected a directory to save the model in (or a path where one can be made)."
+        )
+    existing = _nearest_existing(path)
+    if not existing.is_dir():
+        raise ValueError(
+            f"{where}: {str(existing)!r} is a file, not a directory, so the directory cannot be made."
+        )
+    problem = _can_write_in(existing)
+    if problem is not None:
+        reason = os.strerror(problem.errno) if problem.errno else str(problem)
+        if problem.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            reason = f"{reason}; pick another output_dir"
+        raise ValueError(f"{where}: cannot write in {str(existing)!r} ({reason}).")
+
+
+def _remove_new_empty_dirs(path: Path, existing: Path) -> None:
+    """Remove `path` and its parents up to `existing` (which stays) where they are empty directories.
+
+    The Trainer makes `output_dir` (and its parents) at start-up: a run that fails, or saves nothing, leaves
+    no empty directory behind. A directory holding anything (a checkpoint to resume from) is kept.
+    """
+    while path != existing and existing in path.parents:
+        try:
+            if not path.is_dir() or any(path.iterdir()):
+                return
+            path.rmdir()
+        except OSError:
+            return
+        path = path.parent
+
+
+def _check_lengths(model: Any, data: _TrainingData, args: MultiLabelTrainingArguments) -> None:
+    """A `ValueError` before training when a tokenized text is longer than the model's position table.
+
+    Training would otherwise stop at the first batch holding it with a tensor-size `RuntimeError`.
+    """
+    limit = max_positions(model.config)
+    if limit is None or args.max_length <= limit:
+        return
+    for split, dataset in (("train", data.train_set), ("validation", data.eval_set)):
+        if dataset is None or len(dataset) == 0:
+            continue
+        longest = int(pc.max(pc.list_value_length(dataset.data.column("input_ids"))).as_py() or 0)
+        if longest > limit:
+            raise ValueError(
+                f"`max_length` is {args.max_length} tokens, and the {split} split holds texts of up to {longest} "
+                f"tokens, but the model reads at most {limit} tokens (its position table, `max_position_embeddings`): "
+                f"pass max_length <= {limit}, with sliding_window_stride to train on every window of long texts."
+            )
+
+
+def _warn_unlearnable_labels(data: _TrainingData, given: bool) -> None:
+    """Warn, naming them, about labels of `labels=` that no training row has (the model cannot learn them).
+
+    Labels found in the data need no check: `infer_label_space` already warns about those seen only in
+    the validation split.
+    """
+    if not given:
+        return
+    positives = label_matrix(data.train_set).sum(axis=0)
+    unseen = [name for name, count in zip(data.label_space.names, positives) if count == 0]
+    if unseen:
+        logger.warning(
+            f"{len(unseen)} of the {data.label_space.num_labels} labels given in `labels=` have no positive "
+            f"training row, so the model cannot learn them (their scores stay low): {unseen!r:.500}. Add rows "
+            "with them, or leave them out of `labels=`."
+        )
+
+
+def _tuning_skips(rows: int | None, args: MultiLabelTrainingArguments) -> tuple[str | None, str | None]:
+    """Why the thresholds will not be tuned, and why there will be no held-out figures (None: they will be).
+
+    Known from the validation row count, so `train()` says it before training instead of after.
+    """
+    if rows is None:
+        return None, None
+    if not args.tune_thresholds:
+        return "the thresholds were not tuned on the validation rows (tune_thresholds=False)", None
+    folds = 3  # tune_thresholds' n_folds
+    if rows < folds:
+        return f"the validation split has {rows} rows, too few to tune thresholds on ({folds})", None
+    if rows < min_cross_fit_rows(folds):
+        return None, (
+            f"the validation split has {rows} rows, too few to cut in two halves of {folds} "
+            f"(cross-fitting needs {min_cross_fit_rows(folds)})"
+        )
+    return None, None
+
+
+def _announce_tuning(rows: int | None, args: MultiLabelTrainingArguments) -> None:
+    """Before training: warn when the validation split is too small to tune thresholds or to hold them out."""
+    not_tuned, no_heldout = _tuning_skips(rows, args)
+    need = min_cross_fit_rows(3)
+    if not_tuned is not None and args.tune_thresholds:
+        logger.warning(
+            f"Thresholds will not be tuned: {not_tuned}. They stay at the model's (0.5 for a new head); pass at "
+            f"least {need} validation rows (for held-out figures too), or tune_thresholds=False."
+        )
+    elif no_heldout is not None:
+        logger.warning(
+            f"No held-out metrics will be measured: {no_heldout}. The thresholds are tuned and scored on the same "
+            f"rows (in-sample); pass at least {need} validation rows for held-out figures."
+        )
 
 
 def _prepare_eval_settings(args: MultiLabelTrainingArguments, has_eval: bool) -> list[TrainerCallback]:
@@ -251,7 +396,7 @@ def _prepare_data(
             if isinstance(model_name_or_path, MultiLabelModel) or is_peft_model(model_name_or_path)
             else model_name_or_path
         )
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = load_tokenizer(source)  # an error naming the directory when it has no tokenizer
     pairs = (
         "text_pair" if "text_pair" in train_rows.column_names else None
     )  # to_rows' name for the second text
@@ -374,9 +519,52 @@ def train(
     """
     args = args or MultiLabelTrainingArguments()
     _check_precision(args)
-    columns = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column}
+    check_output_dir(args.output_dir)  # before anything is loaded: a bad path fails now, not after training
+    target = None if args.output_dir is None else Path(args.output_dir).absolute()
+    existing = None if target is None else _nearest_existing(target)
+    try:
+        return _train(
+            model_name_or_path,
+            train_data,
+            eval_data,
+            labels=labels,
+            args=args,
+            tokenizer=tokenizer,
+            callbacks=callbacks,
+            resume_from_checkpoint=resume_from_checkpoint,
+            columns={
+                "text_column": text_column,
+                "label_column": label_column,
+                "text_pair_column": text_pair_column,
+            },
+            save=save,
+            card_data=card_data,
+        )
+    finally:
+        if target is not None and existing != target and args.process_index == 0:
+            _remove_new_empty_dirs(target, existing)  # made by the Trainer at start-up, and left empty
+
+
+def _train(
+    model_name_or_path: str | os.PathLike | MultiLabelModel,
+    train_data: Any,
+    eval_data: Any,
+    *,
+    labels: Sequence[str] | LabelSpace | None,
+    args: MultiLabelTrainingArguments,
+    tokenizer: PreTrainedTokenizerBase | None,
+    callbacks: list[TrainerCallback] | None,
+    resume_from_checkpoint: str | bool | None,
+    columns: dict[str, str | None],
+    save: bool,
+    card_data: MultiLabelModelCardData | None,
+) -> TrainResult:
+    """`train()` once its arguments and output directory are checked."""
     data = _prepare_data(model_name_or_path, train_data, eval_data, labels, tokenizer, args, columns)
     model = _load_model(model_name_or_path, data.label_space, args)
+    _check_lengths(model, data, args)
+    _warn_unlearnable_labels(data, given=labels is not None)
+    _announce_tuning(None if data.eval_set is None else len(data.eval_set), args)
     _record_preprocessing(model.config, args)
     hub_repo = _create_repo_to_push(args)  # the repo exists (or the push fails) before training
     # Fitted after training on the final encoder: evaluations while it trains see the head alone.
@@ -499,17 +687,10 @@ def _evaluate_and_tune(
         y_true = np.asarray(prediction.label_ids).astype(np.int64)
         eval_loss = float(prediction.metrics.get("eval_loss", float("nan")))
     tuning = {"min_positives": args.threshold_min_positives}
-    rows, folds = len(y_true), 3  # tune_thresholds' n_folds
     result.heldout_metrics, result.heldout_skipped = None, None
-    if not args.tune_thresholds:
-        result.heldout_skipped = (
-            "the thresholds were not tuned on the validation rows (tune_thresholds=False)"
-        )
-    elif rows < folds:
-        result.heldout_skipped = (
-            f"the validation split has {rows} rows, too few to tune thresholds on ({folds})"
-        )
-        logger.warning(f"Thresholds not tuned: {result.heldout_skipped}.")
+    not_tuned, _ = _tuning_skips(len(y_true), args)  # announced before training (`_announce_tuning`)
+    if not_tuned is not None:
+        result.heldout_skipped = not_tuned
     else:
         result.thresholds = tune_thresholds(
             y_true, probs, label_names=config.labels, seed=args.seed, **tuning
@@ -526,9 +707,7 @@ def _evaluate_and_tune(
     result.heldout_metrics, result.heldout_skipped = heldout_metrics(
         y_true, probs, label_names=config.labels, seed=args.seed, per_label=True, **tuning
     )
-    if result.heldout_metrics is None:
-        logger.warning(f"No held-out metrics: {result.heldout_skipped}.")
-    else:
+    if result.heldout_metrics is not None:
         logger.info(
             f"Validation micro-F1 {metrics['f1_micro']:.4f} in-sample (thresholds tuned and scored on the same "
             f"rows), {result.heldout_metrics['f1_micro']:.4f} held out (cross-fitted on two halves)."
@@ -543,6 +722,7 @@ __all__ = [
     "MultiLabelTrainingArguments",
     "TrainResult",
     "build_knn_memory",
+    "check_output_dir",
     "compute_pos_weight",
     "fit_lexical_model",
     "fit_linear_probe",

@@ -6,6 +6,8 @@ the fitting after training (`fitting.fit_after_training`) and the CLI read it fr
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +17,23 @@ from transformers import TrainingArguments
 from .configuration_multilabel import MultiLabelConfig
 
 HEAD_INITS = ("linear_probe", "keep")
+
+
+def _check_number(name: str, value: Any, minimum: float, *, strict: bool, integer: bool = False) -> None:
+    """A `ValueError` naming `name` unless `value` is a finite number (an int if `integer`) above `minimum`.
+
+    Above means `> minimum` with `strict`, else `>= minimum`; bools are not numbers here.
+
+    Example:
+        >>> _check_number("learning_rate", -1.0, 0, strict=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: `learning_rate` must be a number > 0, got -1.0.
+    """
+    kind = "an int" if integer else "a number"
+    number = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(value, bool)
+    if not (number and math.isfinite(value) and (value > minimum if strict else value >= minimum)):
+        raise ValueError(f"`{name}` must be {kind} {'>' if strict else '>='} {minimum:g}, got {value!r:.60}.")
 
 
 @dataclass
@@ -208,10 +227,35 @@ class MultiLabelTrainingArguments(TrainingArguments):
             weights.append(float(w))
         return weights
 
+    def _check_optimisation(self) -> None:
+        """The values `transformers.TrainingArguments` accepts but training would fail on (or silently ignore).
+
+        Checked here, when the arguments are made, so that a bad value fails before anything is loaded or
+        written: a negative learning rate, for one, would otherwise fail in the optimizer, after the model is
+        loaded, the head fitted and the output directory made.
+        """
+        _check_number("learning_rate", self.learning_rate, 0, strict=True)
+        if self.head_learning_rate is not None:
+            _check_number("head_learning_rate", self.head_learning_rate, 0, strict=True)
+        if self.max_steps is None or self.max_steps <= 0:  # max_steps > 0 overrides the epochs
+            _check_number("num_train_epochs", self.num_train_epochs, 0, strict=True)
+        for name in (
+            "per_device_train_batch_size",
+            "per_device_eval_batch_size",
+            "gradient_accumulation_steps",
+        ):
+            _check_number(name, getattr(self, name), 1, strict=False, integer=True)
+        for name in ("weight_decay", "max_grad_norm", "focal_gamma"):
+            _check_number(name, getattr(self, name), 0, strict=False)
+        for name in ("probe_c", "max_pos_weight"):
+            _check_number(name, getattr(self, name), 0, strict=True)
+        _check_number("threshold_min_positives", self.threshold_min_positives, 0, strict=False, integer=True)
+
     def __post_init__(self) -> None:
         # Decided before `TrainingArguments.__post_init__`, which fills a None itself: a user's value stays.
         if self.greater_is_better is None and self.metric_for_best_model is not None:
             self.greater_is_better = not self.metric_for_best_model.endswith(("loss", "hamming_loss"))
+        self._check_optimisation()
         super().__post_init__()
         self.pos_weight = self._parse_pos_weight(self.pos_weight)
         if self.head_init not in HEAD_INITS:
@@ -223,8 +267,6 @@ class MultiLabelTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"`sliding_window_stride` must be >= 0 and under max_length ({self.max_length}), got {stride}."
             )
-        if self.head_learning_rate is not None and self.head_learning_rate <= 0:
-            raise ValueError(f"`head_learning_rate` must be > 0, got {self.head_learning_rate}.")
         if self.knn_neighbors < 1:
             raise ValueError(
                 f"`knn_neighbors` must be >= 1, got {self.knn_neighbors}; knn_weight=0 turns the memory off."
