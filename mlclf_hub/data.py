@@ -19,20 +19,29 @@ Accepted inputs:
   column is read as label names.
 
 A labels cell is a list of label names, a 0/1 vector with one value per label, or (with
-``label_format="indices"``) a list of label ids. A single label name is read as a one-label list
-and an empty list means "no labels". In CSV and TSV files a labels cell is either a JSON list
-(``["a", "b"]`` or ``[0, 1, 0]``) or names separated by ``|`` (``a|b``; an empty cell is no labels).
+``label_format="indices"``) a list of label ids. An empty list means "no labels".
+
+A labels cell that is a string is read the same way from every source (a CSV or TSV file, a
+DataFrame, tuples, dicts, a `Dataset`): a JSON list (``["a", "b"]`` or ``[0, 1, 0]``), a Python list
+as `pd.read_csv` or `astype(str)` leave a list cell (``['a', 'b']``), or names separated by ``|``
+(``a|b``; a single name is a one-label list, an empty string no labels). A comma outside a list
+(``"sports,politics"``) is refused with the row named rather than read as one label name: separate
+names with ``|``, or put a name holding a comma in a list (``["arts, crafts"]``).
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import gzip
+import io
+import itertools
 import json
 import math
 import numbers
 import os
 import reprlib
+import tokenize
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -540,8 +549,8 @@ def _read_json(path: Path, split: str) -> list[Any]:
     return data
 
 
-def _read_file(path: str | os.PathLike, split: str) -> tuple[Columns, bool]:
-    """Read a data file into columns; the flag says whether labels cells are CSV strings."""
+def _read_file(path: str | os.PathLike, split: str) -> Columns:
+    """Read a data file into columns (CSV and TSV cells as strings)."""
     path = Path(path)
     suffix = _suffix(path)
     if suffix not in SUFFIXES:
@@ -553,12 +562,12 @@ def _read_file(path: str | os.PathLike, split: str) -> tuple[Columns, bool]:
     if suffix.startswith((".csv", ".tsv")):
         sep = "\t" if suffix.startswith(".tsv") else ","
         frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-        return {column: frame[column].tolist() for column in frame.columns}, True
+        return {column: frame[column].tolist() for column in frame.columns}
     if suffix == ".parquet":
         frame = pd.read_parquet(path)
-        return {column: frame[column].tolist() for column in frame.columns}, False
+        return {column: frame[column].tolist() for column in frame.columns}
     reader = _read_jsonl if suffix.startswith(".jsonl") else _read_json
-    return _columns_from_records(reader(path, split), split), False
+    return _columns_from_records(reader(path, split), split)
 
 
 def _columns_from_records(records: Sequence[Any], split: str) -> Columns:
@@ -613,26 +622,25 @@ def _mapping_columns(data: Mapping, split: str) -> Columns:
     return columns
 
 
-def _read_source(data: Any, split: str) -> tuple[Columns, list[Any] | None, bool]:
-    """Read any supported input into (columns, DataFrame index labels or None, CSV-labels flag)."""
+def _read_source(data: Any, split: str) -> tuple[Columns, list[Any] | None]:
+    """Read any supported input into (columns, DataFrame index labels or None)."""
     if isinstance(data, datasets.DatasetDict):
         raise TypeError(
             f"the {split} split: got a DatasetDict with splits {sorted(data)}; "
             "expected one split of it, a datasets.Dataset such as data['train']"
         )
     if isinstance(data, datasets.Dataset):
-        return _dataset_columns(data), None, False
+        return _dataset_columns(data), None
     if isinstance(data, pd.DataFrame):
         index = list(data.index)
         index = None if index == list(range(len(index))) else index
-        return {column: data[column].tolist() for column in data.columns}, index, False
+        return {column: data[column].tolist() for column in data.columns}, index
     if isinstance(data, (str, os.PathLike)):
-        columns, csv_labels = _read_file(data, split)
-        return columns, None, csv_labels
+        return _read_file(data, split), None
     if isinstance(data, Mapping):
-        return _mapping_columns(data, split), None, False
+        return _mapping_columns(data, split), None
     if isinstance(data, (list, tuple)):
-        return _columns_from_records(data, split), None, False
+        return _columns_from_records(data, split), None
     raise TypeError(
         f"the {split} split: unsupported input of type {type(data).__name__}; expected a DataFrame, a list of "
         "(text, labels) tuples or dicts, a file path or a datasets.Dataset"
@@ -708,26 +716,55 @@ def _check_text(value: Any, split: str, row: int | str, column: Any) -> str:
     return value
 
 
-def _parse_csv_labels(value: str, split: str, row: int | str, column: Any) -> list[Any]:
-    """Parse a CSV labels cell: a JSON list, or names separated by ``|`` (empty: no labels)."""
-    cell = value.strip()
-    if not cell.startswith("["):
-        return [name.strip() for name in cell.split("|") if name.strip()]
+_LABELS_STRING = 'a list (["a", "b"], [0, 1, 0]) or names separated by "|" (a|b)'
+
+
+def _literal_list(cell: str) -> list[Any] | None:
+    """A list of names or numbers written as JSON or as a Python literal (``['a', 'b']``); else `None`."""
     try:
         parsed = json.loads(cell)
     except json.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, list):
+        try:
+            tokens = [t for t in tokenize.generate_tokens(io.StringIO(cell).readline) if t.string.strip()]
+            if any(a.type == b.type == tokenize.STRING for a, b in itertools.pairwise(tokens)):
+                return None  # "['a' 'b']" (a numpy array's str) would read as ['ab']
+            parsed = ast.literal_eval(cell)  # literals only: never runs code
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError, tokenize.TokenError):
+            return None
+        if not isinstance(parsed, list) or not all(
+            isinstance(item, str) or _is_number(item) for item in parsed
+        ):
+            return None
+    return parsed if isinstance(parsed, list) else None
+
+
+def _parse_labels_string(value: str, split: str, row: int | str, column: Any) -> list[Any]:
+    """Parse a labels cell that is a string, from any source (see the module docstring).
+
+    A JSON or Python list is that list, names separated by ``|`` are those names (one name: a one-label
+    list; an empty cell: no labels); a comma outside a list, or a list that cannot be read, is an error.
+
+    Example:
+        >>> [_parse_labels_string(cell, "train", 0, "labels") for cell in ["a|b", "['a']", "[0, 1]", "a", ""]]
+        [['a', 'b'], ['a'], [0, 1], ['a'], []]
+    """
+    cell = value.strip()
+    if cell.startswith("["):
+        parsed = _literal_list(cell)
+        if parsed is None:
+            raise _bad(ValueError, split, row, column, "unreadable labels cell", value, _LABELS_STRING)
+        return parsed
+    if "," in cell:
         raise _bad(
             ValueError,
             split,
             row,
             column,
-            "unreadable labels cell",
+            "a labels cell with ',' outside a list (one label name, or several?)",
             value,
-            'a JSON list (["a", "b"] or [0, 1, 0]) or names separated by "|"',
+            f'{_LABELS_STRING}; a name holding a comma goes in a list (["arts, crafts"])',
         )
-    return parsed
+    return [name.strip() for name in cell.split("|") if name.strip()]
 
 
 def _row_ref(position: int, index: list[Any] | None) -> int | str:
@@ -801,7 +838,7 @@ def _normalise(
 
     Rows `to_rows` returned are read, not validated again, when the columns asked for are theirs.
     """
-    columns, index, csv_labels = _read_source(data, split)
+    columns, index = _read_source(data, split)
     num_rows = len(next(iter(columns.values()), []))
     if num_rows == 0:
         raise ValueError(f"the {split} split: no rows; expected at least one row of text (and labels)")
@@ -813,15 +850,16 @@ def _normalise(
     kind = _validated_label_kind(data)
     if kind is None or any(role != name for role, name in picked.items()):
         rows = [_row_ref(position, index) for position in range(num_rows)]
-        return _Table(_check_cells(columns, picked, rows, csv_labels, split), rows, picked.get("labels"))
+        return _Table(_check_cells(columns, picked, rows, split), rows, picked.get("labels"))
     clean = {role: columns[role] for role in picked}  # rows to_rows validated: nothing to check again
     return _Table(clean, list(range(num_rows)), picked.get("labels"), kind)
 
 
-def _check_cells(
-    columns: Columns, picked: dict[str, Any], rows: list[int | str], csv_labels: bool, split: str
-) -> Columns:
-    """The picked columns (role -> column name) with every cell checked: texts as strings, labels as lists."""
+def _check_cells(columns: Columns, picked: dict[str, Any], rows: list[int | str], split: str) -> Columns:
+    """The picked columns (role -> column name) with every cell checked: texts as strings, labels as lists.
+
+    A labels cell that is a string is parsed the same way whatever the source (`_parse_labels_string`).
+    """
     clean: Columns = {role: [] for role in ("text", "text_pair", "labels") if role in picked}
     for position, row in enumerate(rows):
         for role in ("text", "text_pair"):
@@ -829,8 +867,8 @@ def _check_cells(
                 clean[role].append(_check_text(columns[picked[role]][position], split, row, picked[role]))
         if "labels" in picked:
             cell = columns[picked["labels"]][position]
-            if csv_labels and isinstance(cell, str):
-                cell = _parse_csv_labels(cell, split, row, picked["labels"])
+            if isinstance(cell, str):
+                cell = _parse_labels_string(cell, split, row, picked["labels"])
             clean["labels"].append(_label_list(cell, split, row, picked["labels"]))
     return clean
 

@@ -798,7 +798,8 @@ class MultiLabelClassificationModel:
 
         Args:
             to_predict (`list[str]` or `list[list[str]]`):
-                Texts, or `[text_a, text_b]` pairs.
+                Texts, or `[text_a, text_b]` pairs: each pair a list or tuple of exactly two strings (anything
+                else is a `ValueError` or `TypeError` naming the item).
             threshold (`float` or `list[float]`, *optional*):
                 For this call only: one value for every label or one per label (`p >= t`; 0 allowed).
                 Default: `args.threshold`, else the model's tuned thresholds (simpletransformers #252,
@@ -824,8 +825,13 @@ class MultiLabelClassificationModel:
             raise TypeError("`to_predict` must be a list of texts; wrap a single text in a list: [text].")
         items = list(to_predict)
         if items and isinstance(items[0], (list, tuple)):
-            probs = self._proba([str(p[0]) for p in items], [str(p[1]) for p in items])
+            probs = self._proba(*_split_pairs(items))
         else:
+            if items and not isinstance(items[0], str):
+                raise TypeError(
+                    f"item 0 of `to_predict`: expected a text or a [text_a, text_b] pair, got "
+                    f"{type(items[0]).__name__} {items[0]!r:.60}."
+                )
             probs = self._proba(items)
         return binarize(probs, self._thresholds(threshold)), probs
 
@@ -925,6 +931,36 @@ class MultiLabelClassificationModel:
         kwargs.setdefault("card_data", getattr(self, "_card_data", None))
         kwargs.setdefault("extra_writers", [self.save_model_args])
         return hub_push_to_hub(self.model, repo_id, tokenizer=self.tokenizer, **kwargs)
+
+
+def _split_pairs(items: Sequence[Any]) -> tuple[list[str], list[str]]:
+    """`[text_a, text_b]` items as two lists; an item that is not exactly two strings is an error naming it.
+
+    Example:
+        >>> _split_pairs([["a", "b"], ("c", "d")])
+        (['a', 'c'], ['b', 'd'])
+    """
+    texts, pairs = [], []
+    for index, item in enumerate(items):
+        if not isinstance(item, (list, tuple)):
+            raise TypeError(
+                f"item {index} of `to_predict`: expected a [text_a, text_b] pair like item 0, got "
+                f"{type(item).__name__} {item!r:.60}."
+            )
+        if len(item) != 2:
+            raise ValueError(
+                f"item {index} of `to_predict`: a text pair is exactly two strings, got {len(item)} "
+                f"item{'' if len(item) == 1 else 's'} {item!r:.60}."
+            )
+        for position, text in enumerate(item):
+            if not isinstance(text, str):
+                raise TypeError(
+                    f"item {index} of `to_predict`: a text pair is two strings, got {type(text).__name__} "
+                    f"{text!r:.60} at position {position}."
+                )
+        texts.append(item[0])
+        pairs.append(item[1])
+    return texts, pairs
 
 
 def _write_results(output_dir: str | os.PathLike, result: dict[str, Any]) -> None:
