@@ -390,6 +390,9 @@ class AutoModelForMultiLabel:
                 config.json, or whose config.json gives a stored table (`knn_memory_size`, `lexical_vocab_size`)
                 another size than its weights.
         """
+        from .saving import recover_interrupted_save
+
+        recover_interrupted_save(pretrained_model_name_or_path)  # a save killed mid-swap: the old model back
         check_model_dir(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
         config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **_hub_kwargs(kwargs))
         if isinstance(config, MultiLabelConfig):

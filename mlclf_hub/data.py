@@ -42,6 +42,7 @@ import numbers
 import os
 import reprlib
 import tokenize
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -51,7 +52,7 @@ import numpy as np
 import pandas as pd
 from transformers.utils import logging
 
-from .processing_multilabel import check_window_stride, encode_windows
+from .processing_multilabel import check_text, check_window_stride, encode_windows
 
 logger = logging.get_logger(__name__)
 
@@ -509,8 +510,8 @@ def _suffix(path: Path) -> str:
 def _open_text(path: Path):
     """Open a text file, transparently gunzipping ``.gz`` files."""
     if path.suffix.lower() == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig")  # a byte-order mark is read past, as pandas does for CSV
 
 
 def _read_jsonl(path: Path, split: str) -> list[Any]:
@@ -559,15 +560,30 @@ def _read_file(path: str | os.PathLike, split: str) -> Columns:
             f"expected one of {', '.join(SUFFIXES)}"
         )
     path = _existing_file(path)
-    if suffix.startswith((".csv", ".tsv")):
-        sep = "\t" if suffix.startswith(".tsv") else ","
-        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-        return {column: frame[column].tolist() for column in frame.columns}
-    if suffix == ".parquet":
-        frame = pd.read_parquet(path)
-        return {column: frame[column].tolist() for column in frame.columns}
-    reader = _read_jsonl if suffix.startswith(".jsonl") else _read_json
-    return _columns_from_records(reader(path, split), split)
+    try:
+        if suffix.startswith((".csv", ".tsv")):
+            sep = "\t" if suffix.startswith(".tsv") else ","
+            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+            return {column: frame[column].tolist() for column in frame.columns}
+        if suffix == ".parquet":
+            frame = pd.read_parquet(path)
+            return {column: frame[column].tolist() for column in frame.columns}
+        reader = _read_jsonl if suffix.startswith(".jsonl") else _read_json
+        return _columns_from_records(reader(path, split), split)
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"the {split} split: {path.name} is not UTF-8 text ({err.reason} at byte {err.start}); re-save it as UTF-8"
+        ) from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise ValueError(f"the {split} split: {path.name} is not a complete gzip file ({err})") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(
+            f"the {split} split: {path.name} is empty; expected a header row (text,labels) and rows"
+        ) from None
+    except pd.errors.ParserError as err:
+        raise ValueError(
+            f"the {split} split: {path.name}: {str(err).strip()}; quote a field that holds the separator"
+        ) from None
 
 
 def _columns_from_records(records: Sequence[Any], split: str) -> Columns:
@@ -713,7 +729,7 @@ def _check_text(value: Any, split: str, row: int | str, column: Any) -> str:
         raise _bad(
             ValueError, split, row, column, "empty or whitespace-only text", value, "a non-empty string"
         )
-    return value
+    return check_text(value, _where(split, row, column))
 
 
 _LABELS_STRING = 'a list (["a", "b"], [0, 1, 0]) or names separated by "|" (a|b)'

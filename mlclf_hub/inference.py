@@ -37,7 +37,9 @@ from .modeling_multilabel import multilabel_loss
 from .processing_multilabel import (
     Aggregate,
     Preprocessing,
+    TruncationCounter,
     aggregate_windows,
+    check_text,
     resolve_preprocessing,
     tokenize_windows,
 )
@@ -59,6 +61,7 @@ def _check_texts(texts: Sequence[str], first_row: int = 0, field: str = "text") 
             raise TypeError(
                 f"row {row}, field '{field}': expected a string, got {type(text).__name__} {text!r:.60}."
             )
+        check_text(text, f"row {row}, field '{field}'")
     return texts
 
 
@@ -330,6 +333,7 @@ def _predict_chunks(
     """`predict_proba_iter`'s generator, its arguments checked."""
     pad = functools.partial(tokenizer.pad, return_tensors="pt")
     bar = None
+    cut = TruncationCounter()  # one warning per call, after the last chunk
     try:
         for first, chunk, pairs in _read_chunks(texts, text_pairs, chunk_size):
             features, owner = tokenize_windows(
@@ -339,6 +343,7 @@ def _predict_chunks(
                 text_pairs=pairs,
                 stride=plan.stride,
                 sliding_window=plan.sliding_window,
+                on_truncated=cut,
             )
             if bar is None and first == 0:
                 # on for more than 10 batches: of the whole input when its length is known, else of this
@@ -356,6 +361,7 @@ def _predict_chunks(
             )
             probs = sigmoid(logits.double().numpy())
             yield aggregate_windows(probs, owner, len(chunk), plan.aggregate).numpy()
+        cut.warn(logger)
     finally:
         if bar is not None:
             bar.close()

@@ -228,3 +228,19 @@ def test_an_old_model_is_kept_when_the_target_is_now_a_file(tmp_path):
     with pytest.raises(ValueError, match="exists and is not a directory"):
         save_model(tiny_model(), tmp_path / "m")
     assert (retired / "config.json").read_text() == "{}"
+
+
+def test_loading_restores_a_model_whose_save_was_killed_between_the_renames(tmp_path):
+    """`AutoModelForMultiLabel.from_pretrained` finishes a killed swap before it reads the directory."""
+    from mlclf_hub import AutoModelForMultiLabel
+    from tests.tiny_models import tiny_model
+
+    target = tmp_path / "m"
+    tiny_model().save_pretrained(target)
+    retired = tmp_path / ".m.old-killed"
+    retired.mkdir()
+    target.rename(retired / "m")  # the first rename of a swap done, the second never
+    assert not target.exists()
+    model = AutoModelForMultiLabel.from_pretrained(target)
+    assert target.is_dir() and model.config.labels == ["sports", "politics", "tech"]
+    assert not retired.exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import numbers
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from ..hub import push_to_hub as hub_push_to_hub
 from ..inference import predict_proba, probability_loss
 from ..metrics import binarize, multilabel_metrics, sigmoid
 from ..modeling_multilabel import MultiLabelModel
+from ..processing_multilabel import max_positions
 from ..saving import save_model as atomic_save
 from ..trainer import train
 from .args import (
@@ -305,6 +307,10 @@ class MultiLabelClassificationModel:
         if self.args.manual_seed is not None:
             set_seed(int(self.args.manual_seed))
         self._model_kwargs = kwargs
+        if num_labels is not None and (
+            isinstance(num_labels, bool) or not isinstance(num_labels, numbers.Integral) or num_labels < 1
+        ):
+            raise ValueError(f"`num_labels` must be an int >= 1, got {num_labels!r}.")
         self.num_labels_arg = num_labels
         self.pos_weight = (
             list(pos_weight) if isinstance(pos_weight, (list, tuple, np.ndarray)) else pos_weight
@@ -523,12 +529,17 @@ class MultiLabelClassificationModel:
             texts,
             text_pairs=pairs,
             batch_size=args.eval_batch_size,
-            max_length=args.max_seq_length,
+            max_length=self._read_length(model or self.model),
             sliding_window=bool(args.sliding_window),
             stride=self._window_overlap() if args.sliding_window else None,
             aggregate=args.sliding_window_aggregation,
             show_progress=False if args.silent else None,
         ).astype(np.float64)
+
+    def _read_length(self, model: MultiLabelModel) -> int:
+        """`max_seq_length`, within the tokens the model reads (simpletransformers truncates texts there)."""
+        limit = max_positions(model.config)
+        return self.args.max_seq_length if limit is None else min(self.args.max_seq_length, limit)
 
     def _window_tokens(self) -> int:
         """Text tokens per window: `max_seq_length` less the tokenizer's special tokens."""
