@@ -548,9 +548,10 @@ def test_facade_args_take_fractional_epochs_and_numpy_ints():
     assert (args.num_train_epochs, args.train_batch_size) == (1.5, 8)
 
 
-def test_facade_num_labels_zero_is_an_error(encoder_dir):
-    with pytest.raises(ValueError, match=r"needs at least one label, got none .*num_labels=0"):
-        MultiLabelClassificationModel("bert", str(encoder_dir), num_labels=0, use_cuda=False)
+@pytest.mark.parametrize("num_labels", [0, -1, 2.5, "3", True])
+def test_facade_num_labels_zero_is_an_error(encoder_dir, num_labels):
+    with pytest.raises(ValueError, match=r"`num_labels` must be an int >= 1, got"):
+        MultiLabelClassificationModel("bert", str(encoder_dir), num_labels=num_labels, use_cuda=False)
 
 
 def test_a_config_without_labels_is_an_error():
