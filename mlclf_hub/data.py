@@ -32,6 +32,7 @@ names with ``|``, or put a name holding a comma in a list (``["arts, crafts"]``)
 from __future__ import annotations
 
 import ast
+import csv
 import difflib
 import gzip
 import io
@@ -550,6 +551,26 @@ def _read_json(path: Path, split: str) -> list[Any]:
     return data
 
 
+def _check_field_counts(path: Path, sep: str, split: str) -> None:
+    """Every record of a CSV/TSV file has the header's field count, or a ValueError naming the line.
+
+    pandas reads a short record (an unquoted lone carriage return inside a text ends a record early) as a row
+    with empty trailing cells: its labels would silently become "no labels".
+    """
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=sep)
+        header = next(reader, None)
+        if header is None:
+            return
+        for record in reader:
+            if record and len(record) < len(header):
+                raise ValueError(
+                    f"the {split} split: line {reader.line_num} of {path.name} has {len(record)} field"
+                    f"{'' if len(record) == 1 else 's'}, the header {len(header)}; quote a text that holds a line break"
+                )
+
+
 def _read_file(path: str | os.PathLike, split: str) -> Columns:
     """Read a data file into columns (CSV and TSV cells as strings)."""
     path = Path(path)
@@ -563,6 +584,7 @@ def _read_file(path: str | os.PathLike, split: str) -> Columns:
     try:
         if suffix.startswith((".csv", ".tsv")):
             sep = "\t" if suffix.startswith(".tsv") else ","
+            _check_field_counts(path, sep, split)
             frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
             return {column: frame[column].tolist() for column in frame.columns}
         if suffix == ".parquet":

@@ -73,3 +73,17 @@ def test_the_cli_reads_a_truncated_gzip_as_one_line_and_exit_2(tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cut.jsonl.gz is not a complete gzip file" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_csv_record_cut_short_by_a_lone_carriage_return_is_refused_not_read_as_no_labels(tmp_path):
+    """pandas' `to_csv` leaves a lone `\\r` in a text unquoted; read back, the record ends there."""
+    import pandas as pd
+
+    path = tmp_path / "cr.csv"
+    pd.DataFrame({"text": ["the team\rwon", "a vote"], "labels": ["sports", "politics"]}).to_csv(
+        path, index=False
+    )
+    with pytest.raises(ValueError, match=r"^the train split: line 2 of cr\.csv has 1 field, the header 2"):
+        to_rows(str(path), split="train")
+    pd.DataFrame({"text": ["the team\nwon"], "labels": ["sports"]}).to_csv(path, index=False)  # quoted: fine
+    assert list(to_rows(str(path), split="train")["labels"]) == [["sports"]]
