@@ -3,12 +3,13 @@ holds them without outputs.
 
 The executed runs are marked `slow` (they train the shipped all-MiniLM-L6-v2 on a slice of the debtags sample);
 the quickstart also pushes to the local Hub server (`hub`). The notebooks' own cells assert their figures, so a
-cell that raises fails the test with the cell's traceback. Each run prints (see it with `pytest -s`) the cells,
+cell that raises fails the test with the cell's traceback. Each run prints (past pytest's capture, so the CI log holds it) the cells,
 the seconds, the slowest cells and the figure lines the notebook printed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -95,8 +96,11 @@ def run_notebook(name: str, workdir: Path) -> tuple[Any, float]:
     return notebook, time.perf_counter() - start
 
 
-def report(name: str, notebook: Any, seconds: float) -> list[str]:
-    """Print the run's cells, seconds, slowest cells and the figure lines it printed; return those lines."""
+def report(name: str, notebook: Any, seconds: float, capsys: Any = None) -> list[str]:
+    """Print the run's cells, seconds, slowest cells and the figure lines it printed; return those lines.
+
+    With `capsys`, the lines go past pytest's capture, so the CI log holds them.
+    """
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     slowest = sorted(
         (
@@ -112,18 +116,19 @@ def report(name: str, notebook: Any, seconds: float) -> list[str]:
         for line in _stdout(cell).splitlines()
         if FIGURE_LINE.search(line)
     ]
-    print(
+    lines = [
         f"\n{name}: {len(notebook.cells)} cells ({len(code_cells)} code) executed in {seconds:.1f} s; "
-        f"slowest cells: {', '.join(f'#{index} {took:.1f} s' for index, took in slowest)}"
-    )
-    for line in figures:
-        print(f"  {line}")
+        f"slowest cells: {', '.join(f'#{index} {took:.1f} s' for index, took in slowest)}",
+        *(f"  {line}" for line in figures),
+    ]
+    with capsys.disabled() if capsys is not None else contextlib.nullcontext():
+        print("\n".join(lines))
     return figures
 
 
 @pytest.mark.slow
 @pytest.mark.hub
-def test_quickstart_runs_and_pushes(hub_env, tmp_path, monkeypatch):
+def test_quickstart_runs_and_pushes(hub_env, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MLCLF_NOTEBOOK_TRAIN_ROWS", "800")
     monkeypatch.setenv("MLCLF_NOTEBOOK_EVAL_ROWS", "500")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
@@ -132,7 +137,7 @@ def test_quickstart_runs_and_pushes(hub_env, tmp_path, monkeypatch):
 
     notebook, seconds = run_notebook("quickstart.ipynb", workdir)
 
-    figures = report("quickstart.ipynb", notebook, seconds)
+    figures = report("quickstart.ipynb", notebook, seconds, capsys)
     assert any("held out" in line for line in figures)
     assert _images(notebook) == 2  # the per-label F1 and the threshold-vs-F1 charts were drawn
     pushed = hub_env.files("test-user/mlclf-debtags-minilm")
@@ -141,7 +146,7 @@ def test_quickstart_runs_and_pushes(hub_env, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_from_simpletransformers_runs(tmp_path, monkeypatch):
+def test_from_simpletransformers_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MLCLF_NOTEBOOK_TRAIN_ROWS", "240")
     monkeypatch.setenv("MLCLF_NOTEBOOK_EVAL_ROWS", "120")
     workdir = tmp_path / "work"
@@ -149,6 +154,6 @@ def test_from_simpletransformers_runs(tmp_path, monkeypatch):
 
     notebook, seconds = run_notebook("from_simpletransformers.ipynb", workdir)
 
-    figures = report("from_simpletransformers.ipynb", notebook, seconds)
+    figures = report("from_simpletransformers.ipynb", notebook, seconds, capsys)
     assert any("micro-F1" in line for line in figures)
     assert (workdir / "outputs" / "config.json").is_file()  # simpletransformers' default output_dir
