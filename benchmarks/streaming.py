@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-WAYS = ("iter", "predict", "proba", "upfront")
+WAYS = ("iter", "predict", "proba", "pipeline", "upfront")
 WORDS = [
     "tool",
     "library",
@@ -120,6 +120,14 @@ def run_one(way: str, n: int, batch_size: int, chunk_size: int, encoder: str, th
     elif way == "predict":
         labels = predict(model, tokenizer, texts(n), thresholds=0.5, chunk_size=chunk_size, **options)
         result = f"{len(labels)} label lists"
+    elif way == "pipeline":  # the Hub pipeline over the generator: transformers streams it text by text
+        from transformers import pipeline
+
+        classify = pipeline(
+            "multi-label-classification", model=model, tokenizer=tokenizer, batch_size=batch_size
+        )
+        answers = sum(1 for _ in classify(texts(n)))
+        result = f"{answers} answers"
     elif way == "proba":
         probs = predict_proba(model, tokenizer, texts(n), chunk_size=chunk_size, **options)
         result = f"array {probs.shape} {probs.dtype}, {probs.nbytes / 2**20:.0f} MB"

@@ -575,3 +575,21 @@ def test_a_csv_with_a_header_only_has_no_rows(tmp_path):
     path.write_text("text,labels\n")
     with pytest.raises(ValueError, match=r"^the train split: no rows; expected at least one row"):
         to_rows(path)
+
+
+def test_predict_proba_warns_once_per_call_over_every_chunk(caplog):
+    model, tokenizer = tiny_model(labels=LABELS), tiny_tokenizer()
+    with caplog.at_level(logging.WARNING, logger="mlclf_hub.inference"):
+        predict_proba(model, tokenizer, [LONG, "new chip", LONG, LONG], chunk_size=2)
+        predict_proba(model, tokenizer, [LONG, "new chip"], sliding_window=True)  # windows: nothing is cut
+    warnings = [r.getMessage() for r in caplog.records if "truncated" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("3 of 4 texts were longer than max_length=64")
+    assert "sliding_window=True" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    "texts", [["fine", "team \ud800 won"], ("fine" if i == 0 else "\udfff" for i in range(2))]
+)
+def test_predict_proba_names_the_row_of_a_lone_surrogate(texts):
+    with pytest.raises(ValueError, match=r"^row 1, field 'text': a lone surrogate '\\ud[8f]\w\w'"):
+        predict_proba(tiny_model(labels=LABELS), tiny_tokenizer(), texts)
