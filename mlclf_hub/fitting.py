@@ -46,21 +46,39 @@ def compute_pos_weight(labels: np.ndarray, max_weight: float = 10.0) -> list[flo
     return [float(w) for w in np.clip(ratio, 1.0, max_weight)]
 
 
+def dataset_forward(
+    model: MultiLabelModel,
+    dataset: Any,
+    collator: Any,
+    batch_size: int = 64,
+    output: str = "logits",
+    progress: str | None = None,
+) -> torch.Tensor:
+    """Logits (or pooled vectors) `(n, ...)` of a tokenized dataset, in row order, without gradients.
+
+    One `inference.batched_forward` pass over the dataset's model inputs (its `labels` column is not
+    read): in eval mode, on the model's device, longest batches first, each padded by `collator` only to
+    its own longest row. `progress` is the label of a progress bar over the batches (none when `None`).
+
+    Example:
+        >>> dataset_forward(model, train_set, collator).shape
+        torch.Size([3, 3])
+    """
+    columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in dataset.column_names]
+    rows = dataset.select_columns(columns)
+    return batched_forward(model, rows, collator, batch_size, output=output, progress=progress)
+
+
 def pooled_features(
     model: MultiLabelModel, dataset: Any, collator: Any, batch_size: int = 64, progress: str | None = None
 ) -> torch.Tensor:
-    """Pooled encoder vectors `(n, hidden)` of a tokenized dataset, in row order, without gradients.
-
-    One `inference.batched_forward` pass (length-sorted batches padded by `collator`); `progress` is the
-    label of a progress bar over the batches (none when `None`).
+    """Pooled encoder vectors `(n, hidden)` of a tokenized dataset, in row order (`dataset_forward`).
 
     Example:
         >>> pooled_features(model, train_set, collator).shape
         torch.Size([3, 32])
     """
-    columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in dataset.column_names]
-    rows = dataset.select_columns(columns)
-    return batched_forward(model, rows, collator, batch_size, output="pooled", progress=progress)
+    return dataset_forward(model, dataset, collator, batch_size, output="pooled", progress=progress)
 
 
 def fit_linear_probe(
@@ -70,6 +88,7 @@ def fit_linear_probe(
     max_iter: int = 500,
     history_size: int = 100,
     progress: str | None = None,
+    dtype: torch.dtype = torch.float64,
 ) -> tuple:
     """One-vs-rest L2 logistic regression (all labels at once) by L-BFGS.
 
@@ -93,6 +112,9 @@ def fit_linear_probe(
             the weights).
         progress (`str`, *optional*):
             The label of a progress bar over the loss evaluations (none when `None`).
+        dtype (`torch.dtype`, *optional*, defaults to `torch.float64`):
+            The solver's precision; `torch.float32` halves its memory (L-BFGS keeps `2 * history_size`
+            copies of the weights) and time.
 
     Returns:
         `tuple[torch.Tensor, torch.Tensor]`: `(weight (L, H), bias (L,))` for a linear layer on raw
@@ -105,17 +127,17 @@ def fit_linear_probe(
         True
     """
     if features.is_sparse:
-        x = features.double().coalesce()
+        x = features.to(dtype).coalesce()
         x_t = x.t().coalesce()
-        mean = torch.zeros(x.shape[1], dtype=torch.float64)
-        std = torch.ones(x.shape[1], dtype=torch.float64)
+        mean = torch.zeros(x.shape[1], dtype=dtype)
+        std = torch.ones(x.shape[1], dtype=dtype)
     else:
-        mean = features.double().mean(0)
-        std = features.double().std(0).nan_to_num(1.0).clamp(min=1e-6)  # one row: no spread to scale by
-        x = (features.double() - mean) / std
+        mean = features.to(dtype).mean(0)
+        std = features.to(dtype).std(0).nan_to_num(1.0).clamp(min=1e-6)  # one row: no spread to scale by
+        x = (features.to(dtype) - mean) / std
         x_t = x.T
-    y = targets.double()
-    weight = torch.zeros(y.shape[1], x.shape[1], dtype=torch.float64)
+    y = targets.to(dtype)
+    weight = torch.zeros(y.shape[1], x.shape[1], dtype=dtype)
     prior = y.mean(0).clamp(1e-4, 1 - 1e-4)
     bias = torch.log(prior / (1 - prior))
     penalty_scale = 1 / (std.pow(2) * c)
@@ -198,10 +220,45 @@ def init_head_from_linear_probe(
         >>> [round(b, 2) for b in probe.classifier.bias.tolist()]  # random encoder: the prior, 1 row in 3
         [-0.69, -0.69, -0.69]
     """
+    weight, bias = linear_probe_head(
+        model, dataset, collator, c=c, batch_size=batch_size, show_progress=show_progress
+    )
+    set_head(model, weight, bias)
+
+
+def linear_probe_head(
+    model: MultiLabelModel,
+    dataset: Any,
+    collator: Any,
+    c: float = MultiLabelTrainingArguments.probe_c,
+    batch_size: int = 64,
+    show_progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The linear probe `init_head_from_linear_probe` sets, as `(weight (L, H), bias (L,))`; the model is only read.
+
+    Example:
+        >>> weight, bias = linear_probe_head(model, train_set, collator)
+        >>> tuple(weight.shape), tuple(bias.shape)
+        ((3, 32), (3,))
+    """
     logger.info(f"Fitting the head as a linear probe on {len(dataset)} frozen pooled vectors (C={c}).")
     progress = "Encoding for the linear probe" if show_progress else None
     features, targets = _features_and_labels(model, dataset, collator, batch_size, progress)
-    weight, bias = fit_linear_probe(features, targets, c=c)
+    # 100 L-BFGS steps: measured on debtags, the probe's validation LRAP and F1 are as high as after 500
+    # (0.632 / 0.498 against 0.630 / 0.489), at a fifth of the time; it only starts the head.
+    return fit_linear_probe(features, targets, c=c, max_iter=100)
+
+
+def set_head(model: MultiLabelModel, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    """Copy `(weight, bias)` into the model's `classifier`, on its device and in its dtype.
+
+    Example:
+        >>> import copy
+        >>> other = copy.deepcopy(model)
+        >>> set_head(other, torch.zeros(3, 32), torch.ones(3))
+        >>> other.classifier.bias.tolist()
+        [1.0, 1.0, 1.0]
+    """
     with torch.no_grad():
         model.classifier.weight.copy_(weight.to(model.classifier.weight))
         model.classifier.bias.copy_(bias.to(model.classifier.bias))
@@ -376,7 +433,10 @@ def fit_lexical_model(
     labels = torch.tensor(label_matrix(dataset), dtype=torch.float32)
     progress = "Fitting the lexical channel" if show_progress else None
     bags = lexical_bags(token_rows, vocab, idf)
-    coef, _ = fit_linear_probe(bags, labels, c=c, max_iter=100, history_size=10, progress=progress)
+    # float32: the same validation LRAP as float64 (0.608) at 40% of the time and half the solver's memory
+    coef, _ = fit_linear_probe(
+        bags, labels, c=c, max_iter=100, history_size=10, progress=progress, dtype=torch.float32
+    )
     model.set_lexical_model(vocab, idf, coef.T.contiguous())
     model.config.lexical_weight = float(weight)
 
@@ -433,15 +493,63 @@ def fit_after_training(
         build_knn_memory(model, dataset, collator, **vote, **rows, show_progress=show_progress)
 
 
+#: The config fields `fit_after_training` sets beside the tables.
+_FITTED_CONFIG = (
+    "knn_memory_size",
+    "knn_key_dtype",
+    "knn_neighbors",
+    "knn_weight",
+    "knn_temperature",
+    "lexical_vocab_size",
+    "lexical_weight",
+)
+_FITTED_TABLES = ("knn_keys", "knn_values", "lexical_vocab", "lexical_idf", "lexical_coef")
+
+
+def fitted_tables(model: MultiLabelModel) -> dict[str, Any]:
+    """What `fit_after_training` stored on `model` (the memory's and the lexical channel's tables, on the CPU,
+    and their config fields), to hand to `set_fitted_tables` on another copy of the model.
+
+    Example:
+        >>> sorted(fitted_tables(model)["tables"])
+        ['knn_keys', 'knn_values', 'lexical_coef', 'lexical_idf', 'lexical_vocab']
+    """
+    return {
+        "tables": {name: getattr(model, name).detach().cpu() for name in _FITTED_TABLES},
+        "config": {name: getattr(model.config, name) for name in _FITTED_CONFIG},
+    }
+
+
+def set_fitted_tables(model: MultiLabelModel, fitted: dict[str, Any]) -> None:
+    """Store `fitted_tables(...)` of another copy of the model on `model` (on its device).
+
+    Example:
+        >>> import copy
+        >>> other = copy.deepcopy(model)
+        >>> set_fitted_tables(other, fitted_tables(model))
+        >>> other.config.knn_memory_size == model.config.knn_memory_size
+        True
+    """
+    device = model.classifier.weight.device
+    model._set_tables(**{name: table.to(device) for name, table in fitted["tables"].items()})
+    for name, value in fitted["config"].items():
+        setattr(model.config, name, value)
+
+
 __all__ = [
     "build_knn_memory",
     "compute_pos_weight",
+    "dataset_forward",
     "fit_after_training",
     "fit_lexical_model",
     "fit_linear_probe",
+    "fitted_tables",
     "init_head_from_linear_probe",
     "label_matrix",
     "lexical_bags",
     "lexical_vocabulary",
+    "linear_probe_head",
     "pooled_features",
+    "set_fitted_tables",
+    "set_head",
 ]

@@ -17,7 +17,7 @@ import copy
 import errno
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -50,16 +50,21 @@ from .data import LabelSpace, infer_label_space, to_dataset, to_rows
 from .fitting import (
     build_knn_memory,
     compute_pos_weight,
+    dataset_forward,
     fit_after_training,
     fit_lexical_model,
     fit_linear_probe,
+    fitted_tables,
     init_head_from_linear_probe,
     label_matrix,
+    linear_probe_head,
+    set_fitted_tables,
+    set_head,
 )
 from .hub import ModelCardCallback, MultiLabelModelCardData, card_writer, create_hub_repo, push_to_hub
 from .inference import predict_proba, probability_loss
 from .metrics import make_compute_metrics, multilabel_metrics, sigmoid
-from .modeling_multilabel import MultiLabelModel
+from .modeling_multilabel import MultiLabelModel, multilabel_loss
 from .processing_multilabel import max_positions
 from .saving import save_model
 from .thresholds import ThresholdResult, heldout_metrics, min_cross_fit_rows, tune_thresholds
@@ -574,19 +579,24 @@ def _train(
     collator = DataCollatorWithPadding(
         data.tokenizer, pad_to_multiple_of=8 if (args.fp16 or args.bf16) else None
     )
+    _place_on_training_device(model, args)  # the probe's encoding pass runs where training will
     if (
         args.head_init == "linear_probe"
         and not resume_from_checkpoint
         and not _is_saved_multilabel(model_name_or_path)
     ):
-        init_head_from_linear_probe(
-            model,
-            data.train_set,
-            collator,
-            c=args.probe_c,
-            batch_size=args.per_device_eval_batch_size,
-            show_progress=not args.disable_tqdm,
+        probe = _on_main_process_then_shared(
+            lambda: linear_probe_head(
+                model,
+                data.train_set,
+                collator,
+                c=args.probe_c,
+                batch_size=args.per_device_eval_batch_size,
+                show_progress=not args.disable_tqdm,
+            ),
+            args,
         )
+        set_head(model, *probe)
 
     peft_config = resolve_peft_config(args, model.config.backbone_config)
     if peft_config is not None and not is_peft_model(model):
@@ -605,7 +615,7 @@ def _train(
         callbacks=[*extra_callbacks, *(callbacks or [])],
     )
     output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    fit_after_training(trainer.model, data.train_set, collator, data.tokenizer, args)
+    _fit_after_training_once(trainer.model, data, collator, args)
     result = TrainResult(
         model=trainer.model,
         tokenizer=data.tokenizer,
@@ -630,6 +640,56 @@ def _train(
     if hub_repo is not None:
         result.hub_commit = _push_result(result, hub_repo, args)
     return result
+
+
+def _on_main_process_then_shared(compute: Callable[[], Any], args: MultiLabelTrainingArguments) -> Any:
+    """`compute()` on the main process only, its result sent to every process (`torch.distributed`).
+
+    Under DDP (`torchrun`), each process would otherwise repeat the same encoding passes and solves on
+    the same rows; the others wait instead and receive the result. An error on the main process is raised
+    on every process, so none is left waiting. One process: just `compute()`.
+    """
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if args.world_size <= 1 or not distributed:
+        return compute()
+    box: list[Any] = [None]
+    if args.process_index == 0:
+        try:
+            box = [("result", compute())]
+        except Exception as err:  # sent to the other processes, raised here after
+            box = [("error", err)]
+    torch.distributed.broadcast_object_list(box, src=0)
+    kind, value = box[0]
+    if kind == "error":
+        raise value
+    return value
+
+
+def _fit_after_training_once(
+    model: Any, data: _TrainingData, collator: Any, args: MultiLabelTrainingArguments
+) -> None:
+    """`fit_after_training` on the main process; every other process gets the same tables (`fitted_tables`)."""
+    base = model.get_base_model() if is_peft_model(model) else model
+
+    def fit() -> dict[str, Any]:
+        fit_after_training(model, data.train_set, collator, data.tokenizer, args)
+        return fitted_tables(base)
+
+    fitted = _on_main_process_then_shared(fit, args)
+    if args.process_index != 0:
+        set_fitted_tables(base, fitted)
+
+
+def _place_on_training_device(model: torch.nn.Module, args: MultiLabelTrainingArguments) -> None:
+    """Move the model to the device the `Trainer` will train on (`args.device`: CPU, CUDA, MPS), as it would.
+
+    So the passes `train()` adds (the linear probe's encoding before training; after it, the memory's and the
+    validation rows') run on the accelerator, not on the CPU where the model was loaded. Left to the
+    `Trainer` under DeepSpeed and FSDP, which place the model themselves.
+    """
+    if getattr(args, "deepspeed", None) or getattr(args, "fsdp", None):
+        return
+    model.to(args.device)
 
 
 def _is_saved_multilabel(model_name_or_path: Any) -> bool:
@@ -679,13 +739,34 @@ def _evaluate_and_tune(
             show_progress=False if args.disable_tqdm else None,
         )
         eval_loss = probability_loss(probs, y_true, config)  # of the aggregated windows, as the metrics
-    else:
+    elif args.world_size > 1:  # the Trainer shards the rows over the processes and gathers the logits
         prediction = result.trainer.predict(eval_set, metric_key_prefix="eval")
         logits = prediction.predictions
         logits = logits[0] if isinstance(logits, tuple) else logits
         probs = sigmoid(np.asarray(logits, dtype=np.float64))
         y_true = np.asarray(prediction.label_ids).astype(np.int64)
         eval_loss = float(prediction.metrics.get("eval_loss", float("nan")))
+    else:
+        # One length-sorted pass (`dataset_forward`) instead of `Trainer.predict`'s batches in row order:
+        # the same logits with less padding (measured 1.5x faster on debtags).
+        logits = dataset_forward(
+            result.model,
+            eval_set,
+            result.trainer.data_collator,
+            args.per_device_eval_batch_size,
+            progress=None if args.disable_tqdm else "Predicting the validation rows",
+        )
+        y_true = label_matrix(eval_set).astype(np.int64)
+        probs = sigmoid(logits.double().numpy())
+        pos_weight = config.pos_weight
+        eval_loss = float(
+            multilabel_loss(
+                logits,
+                torch.from_numpy(y_true),
+                None if not pos_weight else torch.tensor(pos_weight),
+                float(config.focal_gamma or 0.0),
+            )
+        )
     tuning = {"min_positives": args.threshold_min_positives}
     result.heldout_metrics, result.heldout_skipped = None, None
     not_tuned, _ = _tuning_skips(len(y_true), args)  # announced before training (`_announce_tuning`)
