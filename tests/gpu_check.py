@@ -1,4 +1,5 @@
-"""CUDA checks that CI (CPU only) cannot run: fp32 / fp16 / bf16 training on the GPU, the
+"""CUDA checks that CI (CPU only) cannot run: fp32 / fp16 / bf16 training on the GPU, every pass `train()` adds
+(the linear probe's encoding, the memory's, the validation rows') on the GPU the Trainer uses, the
 nearest-neighbour memory and the lexical channel on the GPU, the saved model reloaded on the GPU and on the CPU.
 
     python tests/gpu_check.py OUT_DIR      # on a machine with a CUDA GPU; exits non-zero on a failure
@@ -16,13 +17,27 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np
 import torch
 
+import mlclf_hub.inference as inference_module
 from mlclf_hub import AutoModelForMultiLabel
 from mlclf_hub.inference import predict_proba
 from tests.train_script import keyword_rows, tiny_training_args, train_tiny
 
+PASS_DEVICES: list[tuple[str, str]] = []  # (output, device type) of every `batched_forward`-style pass
+
+
+def _record_pass_devices() -> None:
+    inner = inference_module._forward
+
+    def forward(model, features, pad, batch_size, output, on_batch=None):
+        PASS_DEVICES.append((output, next(model.parameters()).device.type))
+        return inner(model, features, pad, batch_size, output, on_batch)
+
+    inference_module._forward = forward
+
 
 def main() -> None:
     assert torch.cuda.is_available(), "no CUDA GPU here"
+    _record_pass_devices()
     out = sys.argv[1]
     texts = [text for text, _ in keyword_rows(32, seed=3)]
     for precision in ("fp32", "fp16", "bf16"):
@@ -34,8 +49,12 @@ def main() -> None:
             bf16=precision == "bf16",
             eval_strategy="epoch",
         )
+        PASS_DEVICES.clear()
         result = train_tiny(keyword_rows(160, seed=1), keyword_rows(60, seed=2), args=args)
         model = result.model
+        # probe (pooled), memory (pooled), validation rows (logits): all on the GPU, none on the CPU
+        assert [o for o, _ in PASS_DEVICES] == ["pooled", "pooled", "logits"], PASS_DEVICES
+        assert {d for _, d in PASS_DEVICES} == {"cuda"}, (precision, PASS_DEVICES)
         assert next(model.parameters()).device.type == "cuda", precision
         assert model.knn_keys.device.type == "cuda" and model.config.knn_memory_size == 160, precision
         assert model.lexical_coef.device.type == "cuda" and model.config.lexical_vocab_size > 0, precision

@@ -228,6 +228,14 @@ def test_two_process_ddp_trains_both_ranks_and_saves_one_model(tmp_path):
     assert ranks[0]["checksum"] == pytest.approx(
         ranks[1]["checksum"], rel=1e-12
     )  # gradients were all-reduced
+    # The probe and the after-training fits ran once, on rank 0; rank 1 received the same results.
+    assert [r["calls"] for r in ranks] == [
+        {"linear_probe_head": 1, "fit_after_training": 1},
+        {"linear_probe_head": 0, "fit_after_training": 0},
+    ]
+    assert ranks[0]["tables_checksum"] == ranks[1]["tables_checksum"]
+    assert ranks[0]["tables_checksum"]["knn_keys"] != 0 and ranks[0]["tables_checksum"]["lexical_coef"] != 0
+    assert ranks[0]["thresholds"] == ranks[1]["thresholds"]
     saved = sorted(p.name for p in (tmp_path / "model").iterdir() if not p.name.startswith("checkpoint-"))
     assert saved == sorted(
         [
@@ -381,3 +389,22 @@ def test_text_pairs_are_trained_as_pairs(tmp_path):
         type_ids = [i for row in dataset["token_type_ids"] for i in row]
         assert 1 in type_ids  # the second segment is there
         assert max(len(ids) for ids in dataset["input_ids"]) > 4  # "[CLS] the [SEP]" alone is 3 tokens
+
+
+def test_train_adds_three_passes_on_the_training_device(tmp_path, monkeypatch):
+    """The probe's encoding, the memory's and the validation rows': one pass each, where the Trainer trains."""
+    import mlclf_hub.inference as inference_module
+
+    passes = []
+    inner = inference_module._forward
+
+    def forward(model, features, pad, batch_size, output, on_batch=None):
+        passes.append((output, len(features), next(model.parameters()).device))
+        return inner(model, features, pad, batch_size, output, on_batch)
+
+    monkeypatch.setattr(inference_module, "_forward", forward)
+    args = tiny_training_args(str(tmp_path / "model"), num_train_epochs=1, eval_strategy="no")
+    result = train_tiny(keyword_rows(48, seed=1), keyword_rows(30, seed=2), args=args, save=False)
+    assert [(output, rows) for output, rows, _ in passes] == [("pooled", 48), ("pooled", 48), ("logits", 30)]
+    assert {device for _, _, device in passes} == {result.trainer.args.device}
+    assert result.eval_metrics["eval_loss"] > 0  # computed from the same pass's logits

@@ -3,8 +3,9 @@
     python tests/train_script.py OUT_DIR [--max-steps N] [--kill-at-step K] [--resume]
     torchrun --nproc_per_node 2 tests/train_script.py OUT_DIR      # DDP, gloo on CPU
 
-Each rank writes `OUT_DIR/../ranks/rank{RANK}.json` with its world size, global step and a checksum of
-its final weights. `--kill-at-step K` SIGKILLs the process right after step K's checkpoint.
+Each rank writes `OUT_DIR/../ranks/rank{RANK}.json` with its world size, global step, a checksum of
+its final weights and of the tables fitted after training, its thresholds, and how many times it ran the
+linear probe and the after-training fits (under DDP only rank 0 runs them; the others receive the results). `--kill-at-step K` SIGKILLs the process right after step K's checkpoint.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch
 from transformers import TrainerCallback
 
+import mlclf_hub.trainer as trainer_module
+from mlclf_hub.fitting import fitted_tables
 from mlclf_hub.trainer import train
 from mlclf_hub.training_args import MultiLabelTrainingArguments
 from tests.tiny_models import WORDS, tiny_model, tiny_tokenizer
@@ -86,7 +89,23 @@ class KillAtStep(TrainerCallback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+CALLS = {"linear_probe_head": 0, "fit_after_training": 0}
+
+
+def _counted(name: str) -> None:
+    """Count the calls of `mlclf_hub.trainer.<name>` in this process."""
+    inner = getattr(trainer_module, name)
+
+    def wrapper(*args, **kwargs):
+        CALLS[name] += 1
+        return inner(*args, **kwargs)
+
+    setattr(trainer_module, name, wrapper)
+
+
 def main() -> None:
+    for name in CALLS:
+        _counted(name)
     parser = argparse.ArgumentParser()
     parser.add_argument("out_dir")
     parser.add_argument("--max-steps", type=int, default=12)
@@ -114,6 +133,11 @@ def main() -> None:
         "global_step": result.global_step,
         "checksum": checksum,
         "f1_micro": result.eval_metrics.get("f1_micro"),
+        "thresholds": result.model.config.thresholds,
+        "tables_checksum": {
+            name: float(table.double().sum()) for name, table in fitted_tables(result.model)["tables"].items()
+        },
+        "calls": CALLS,
     }
     ranks_dir = os.path.join(os.path.dirname(os.path.abspath(opts.out_dir)), "ranks")
     os.makedirs(ranks_dir, exist_ok=True)
