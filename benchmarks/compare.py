@@ -420,7 +420,7 @@ def print_compare(results: dict[str, dict], args) -> None:
     backends = results.get("ours", {}).get("backends")
     if backends:
         print("\nInference backends on our trained model (test rows, batch 64):\n")
-        _load_sibling("backends").print_backends(backends)
+        print(_load_sibling("backends").markdown_table(backends))
 
 
 def run_growth(args) -> list[dict]:

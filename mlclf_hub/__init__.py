@@ -37,6 +37,9 @@ _LAZY = {
     "push_to_hub": "hub",
     "MultiLabelModelCardData": "hub",
     "generate_model_card": "hub",
+    "export_onnx": "backends",
+    "quantize_torch": "backends",
+    "OnnxMultiLabelModel": "backends",
 }
 
 

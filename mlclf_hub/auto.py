@@ -349,6 +349,7 @@ class AutoModelForMultiLabel:
         focal_gamma: float = 0.0,
         with_adapter: bool = True,
         base_model: str | os.PathLike | None = None,
+        backend: str = "torch",
         **kwargs: Any,
     ) -> MultiLabelModel:
         """Load a saved `MultiLabelModel` or adapter, or wrap a plain encoder checkpoint with a new head.
@@ -375,6 +376,11 @@ class AutoModelForMultiLabel:
                 `peft.PeftModel.from_pretrained(base, adapter)` (`mlclf_hub.adapters`).
             base_model (`str` or `os.PathLike`, *optional*):
                 For an adapter: the encoder checkpoint to load it on, instead of the one it records.
+            backend (`str`, *optional*, defaults to `"torch"`):
+                How a trained model runs (`mlclf_hub.backends`): `"torch"`; `"torch-int8"` (the encoder's
+                `Linear` layers as torch dynamic int8, CPU); `"onnx"` or `"onnx-int8"` (an `OnnxMultiLabelModel`
+                over the graph `mlclf-hub export --model DIR [--quantize]` wrote to `onnx/`; needs onnxruntime).
+                Every one is read by `predict`, `predict_proba` and the pipeline.
             **kwargs (`dict[str, Any]`, *optional*):
                 Forwarded to `PreTrainedModel.from_pretrained` (`revision`, `token`, `dtype`, ...).
 
@@ -385,16 +391,43 @@ class AutoModelForMultiLabel:
 
         Raises:
             ValueError: when a plain encoder comes without labels, or `labels` contradicts a
-                trained model's labels.
+                trained model's labels; for an unknown `backend`, an ONNX backend whose file was not exported
+                or without onnxruntime installed (each message says the command that fixes it), or a backend
+                other than `"torch"` on a plain encoder.
             ModelFilesError: (an `OSError` and a `ValueError`) for a local directory that does not exist or has no
                 config.json, or whose config.json gives a stored table (`knn_memory_size`, `lexical_vocab_size`)
                 another size than its weights.
         """
         from .saving import recover_interrupted_save
 
+        if backend != "torch":
+            from .backends import check_backend
+
+            check_backend(backend)
         recover_interrupted_save(pretrained_model_name_or_path)  # a save killed mid-swap: the old model back
         check_model_dir(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
         config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **_hub_kwargs(kwargs))
+        if backend != "torch":
+            if not isinstance(config, MultiLabelConfig):
+                raise ValueError(
+                    f"`backend={backend!r}` runs a trained multi-label model; {pretrained_model_name_or_path} is a "
+                    f"plain {config.model_type} encoder. Train it first, or load it with backend='torch'."
+                )
+            from .backends import load_backend
+
+            if backend.startswith("onnx"):
+                return load_backend(
+                    pretrained_model_name_or_path, backend, config=config, **_hub_kwargs(kwargs)
+                )
+            model = cls.from_pretrained(
+                pretrained_model_name_or_path,
+                labels=labels,
+                pooling=pooling,
+                with_adapter=with_adapter,
+                base_model=base_model,
+                **kwargs,
+            )
+            return load_backend(pretrained_model_name_or_path, backend, model=model)
         if isinstance(config, MultiLabelConfig):
             if labels is not None and list(labels) != config.labels:
                 raise ValueError(

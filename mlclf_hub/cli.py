@@ -11,6 +11,8 @@ Examples:
     mlclf-hub predict --model out --input texts.txt --thresholds thresholds.json
     cat texts.txt | mlclf-hub predict --model out --input - --sliding_window --window_stride 32
     mlclf-hub push --model out --repo you/my-classifier --private
+    mlclf-hub export --model out --quantize                    # out/onnx/model.onnx, model_quantized.onnx
+    mlclf-hub predict --model out --input texts.txt --backend onnx-int8
     torchrun --nproc_per_node 2 -m mlclf_hub.cli train ...     # the same training, data-parallel
 
 Flags come from dataclasses through `HfArgumentParser`: `mlclf-hub train --help` lists every
@@ -52,7 +54,7 @@ from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
 
-COMMANDS = ("demo", "train", "evaluate", "tune-thresholds", "predict", "push")
+COMMANDS = ("demo", "train", "evaluate", "tune-thresholds", "predict", "push", "export")
 # What `mlclf-hub demo` changes from `train`'s defaults; `--config` and its flags still win.
 DEMO_DEFAULTS = {"num_train_epochs": 1.0, "output_dir": "mlclf-demo-model", "save_strategy": "no"}
 #: The files `Dataset.save_to_disk` (state.json) and `DatasetDict.save_to_disk` (dataset_dict.json) write.
@@ -955,6 +957,16 @@ def run_train(rest: list[str], demo: bool = False) -> int:
         print("\nPredictions on five validation texts:")
         for text, names in zip(texts, predict(result.model, result.tokenizer, texts)):
             print(f"- {text.splitlines()[0][:70]!r}: {', '.join(names) or '(no label)'}")
+        if result.eval_metrics and result.output_dir:
+            try:
+                from .charts import per_label_f1_png
+
+                chart = per_label_f1_png(
+                    result.eval_metrics, os.path.join(result.output_dir, "per_label_f1.png")
+                )
+                print(f"\nPer-label F1 chart (validation rows, tuned thresholds): {chart}")
+            except ImportError as error:  # matplotlib is in the demo extra
+                print(f"\nNo per-label F1 chart: {error}")
     return 0
 
 
@@ -963,15 +975,102 @@ def run_train(rest: list[str], demo: bool = False) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class BackendArguments:
+    """How `predict` and `evaluate` run the model (`mlclf_hub.backends`)."""
+
+    backend: str = field(
+        default="torch",
+        metadata={
+            "help": "torch (the model as trained), torch-int8 (torch dynamic int8 encoder, CPU), onnx or onnx-int8 "
+            "(ONNX Runtime over the graph `mlclf-hub export` wrote into the model directory).",
+            "choices": ("torch", "torch-int8", "onnx", "onnx-int8"),
+        },
+    )
+
+
+@dataclass
+class ExportArguments:
+    """Arguments of `export`."""
+
+    model: str = field(metadata={"help": "A trained model directory: the graphs go into its onnx/ folder."})
+    quantize: bool = field(
+        default=False, metadata={"help": "Also write onnx/model_quantized.onnx (int8 weights, dynamic)."}
+    )
+    quantize_head: bool = field(
+        default=False, metadata={"help": "With --quantize: quantize the head and the memory's products too."}
+    )
+    per_channel: bool = field(
+        default=True,
+        metadata={
+            "help": "With --quantize: int8 scales per output channel (closer to fp32; --no_per_channel: per matrix)."
+        },
+    )
+    dynamo: bool = field(
+        default=False,
+        metadata={
+            "help": "Use torch's torch.export-based exporter (needs onnxscript) instead of TorchScript's."
+        },
+    )
+
+
+def _load_on_backend(path: str, backend: str, flag: str = "--model") -> tuple:
+    """`_load_model` on a backend: the ONNX ones open the exported graph (a `CliError` naming the fix if absent)."""
+    if backend == "torch":
+        return _load_model(path, flag)
+    from .auto import AutoModelForMultiLabel, load_tokenizer
+    from .backends import MissingDependencyError
+
+    if not backend.startswith("onnx"):
+        model, tokenizer = _load_model(path, flag)
+        from .backends import load_backend
+
+        return load_backend(path, backend, model=model), tokenizer
+    _check_model(path, flag)
+    try:
+        model = AutoModelForMultiLabel.from_pretrained(path, backend=backend)
+        tokenizer = load_tokenizer(path)
+    except MissingDependencyError as err:
+        raise CliError(f"--backend {backend}: {_first_line(err)}") from err
+    except (OSError, ValueError) as err:
+        raise CliError(f"{flag} {path!r}: {_first_line(err)}") from err
+    return model, tokenizer
+
+
+def run_export(rest: list[str]) -> int:
+    """`mlclf-hub export`: the model as ONNX (sigmoid output, memory and lexical channel in the graph)."""
+    from .backends import MissingDependencyError, export_onnx
+
+    (args,) = _parse((ExportArguments,), rest, "mlclf-hub export")
+    _check_model(args.model, "--model")
+    if not os.path.isdir(args.model):
+        raise CliError(
+            f"--model {args.model!r}: export writes into a local model directory; download it first"
+        )
+    try:
+        onnx_dir = export_onnx(
+            args.model,
+            quantize=args.quantize,
+            quantize_head=args.quantize_head,
+            per_channel=args.per_channel,
+            dynamo=args.dynamo,
+        )
+    except MissingDependencyError as err:
+        raise CliError(_first_line(err)) from err
+    for path in sorted(onnx_dir.glob("*.onnx")):
+        print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def run_predict(rest: list[str]) -> int:
     """`mlclf-hub predict`: one JSON line per text, `{"text", "labels", "scores"}` with label names."""
     from .inference import predict_proba
     from .metrics import binarize
 
-    args, read = _parse((PredictArguments, ReadArguments), rest, "mlclf-hub predict")
+    args, read, run = _parse((PredictArguments, ReadArguments, BackendArguments), rest, "mlclf-hub predict")
     _check_output(args.output)
     texts = _read_texts(args.input, "--input", args.text_column, args.split)
-    model, tokenizer = _load_model(args.model)
+    model, tokenizer = _load_on_backend(args.model, run.backend)
     thresholds = _decision_thresholds(args, model)
     probs = predict_proba(model, tokenizer, texts, **_reading(read, model, tokenizer))
     chosen = binarize(probs, thresholds)
@@ -994,7 +1093,7 @@ def run_evaluate(rest: list[str]) -> int:
     from .inference import predict_proba
     from .metrics import multilabel_metrics
 
-    args, read = _parse((EvaluateArguments, ReadArguments), rest, "mlclf-hub evaluate")
+    args, read, run = _parse((EvaluateArguments, ReadArguments, BackendArguments), rest, "mlclf-hub evaluate")
     _check_output(args.output)
     rows = _read_rows(
         args.input,
@@ -1004,7 +1103,7 @@ def run_evaluate(rest: list[str]) -> int:
         text_column=args.text_column,
         label_column=args.label_column,
     )
-    model, tokenizer = _load_model(args.model)
+    model, tokenizer = _load_on_backend(args.model, run.backend)
     y_true = _label_matrix(rows, model, args.input, "--input")
     thresholds = _decision_thresholds(args, model)
     probs = predict_proba(model, tokenizer, list(rows["text"]), **_reading(read, model, tokenizer))
@@ -1152,6 +1251,7 @@ HANDLERS: dict[str, Callable[[list[str]], int]] = {
     "tune-thresholds": run_tune_thresholds,
     "predict": run_predict,
     "push": run_push,
+    "export": run_export,
 }
 
 

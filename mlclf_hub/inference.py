@@ -113,6 +113,9 @@ def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
         True
         >>> _ = model.eval()
     """
+    if not isinstance(model, torch.nn.Module):  # a model run outside torch (ONNX Runtime): no modes to switch
+        yield model
+        return
     guard = _guard_of(model)
     with guard.lock:
         if guard.passes == 0:
@@ -136,6 +139,22 @@ def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
 # ---------------------------------------------------------------------------------------------
 
 
+def model_device(model: object) -> torch.device:
+    """Where the model's inputs go: its first parameter's device, else its `device` (the CPU for ONNX Runtime).
+
+    Example:
+        >>> model_device(model)
+        device(type='cpu')
+    """
+    parameters = getattr(model, "parameters", None)
+    if callable(parameters):
+        first = next(iter(parameters()), None)
+        if first is not None:
+            return first.device
+    device = getattr(model, "device", None)
+    return device if isinstance(device, torch.device) else torch.device("cpu")
+
+
 @torch.no_grad()
 def _forward(
     model: PreTrainedModel,
@@ -148,7 +167,7 @@ def _forward(
     """`batched_forward`'s pass; `on_batch(rows)` is called after each batch."""
     lengths = np.array([len(row["input_ids"]) for row in features], dtype=np.int64)
     order = np.argsort(-lengths, kind="stable")  # longest batch first: running out of memory shows at once
-    device = next(model.parameters()).device
+    device = model_device(model)
     rows: list[torch.Tensor | None] = [None] * len(lengths)
     with eval_mode(model):
         for start in range(0, len(order), batch_size):
@@ -275,6 +294,7 @@ def predict_proba_iter(
     aggregate: Aggregate | None = None,
     show_progress: bool | None = None,
     chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+    backend: str | None = None,
 ) -> Iterator[np.ndarray]:
     """Sigmoid probabilities chunk by chunk: one float64 `(rows, num_labels)` array per `chunk_size` texts.
 
@@ -300,6 +320,10 @@ def predict_proba_iter(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
     _check_chunk_size(chunk_size)
+    if backend is not None:
+        from .backends import on_backend
+
+        model = on_backend(model, backend)
     total = _length(texts)
     if text_pairs is not None:
         pairs_total = _length(text_pairs)
@@ -380,6 +404,7 @@ def predict_proba(
     aggregate: Aggregate | None = None,
     show_progress: bool | None = None,
     chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+    backend: str | None = None,
 ) -> np.ndarray:
     """Sigmoid probabilities `(n_texts, num_labels)` for a list (or any iterable) of texts.
 
@@ -417,6 +442,12 @@ def predict_proba(
             result. `None` reads everything as one chunk: the batches, hence the floats, of a single
             length-sorted pass over all texts (a list under `chunk_size` texts gets them either way).
             To write results as they go instead of holding them, use `predict_proba_iter`.
+        backend (`str`, *optional*):
+            Run a torch model on another backend (`mlclf_hub.backends`): `"torch"`, `"torch-int8"` (a dynamic
+            int8 copy, made on each call: for repeated calls quantize once with
+            `AutoModelForMultiLabel.from_pretrained(path, backend="torch-int8")`), `"onnx"` or `"onnx-int8"`
+            (the graph exported into the model's directory, `mlclf-hub export`). Default: the model as given
+            (a torch model, or an `OnnxMultiLabelModel`).
 
     Returns:
         `np.ndarray`: float64 probabilities, row `i` for text `i`.
@@ -438,6 +469,7 @@ def predict_proba(
         aggregate=aggregate,
         show_progress=show_progress,
         chunk_size=chunk_size,
+        backend=backend,
     )
     num_labels = model.config.num_labels
     total = _length(texts)
@@ -505,6 +537,7 @@ __all__ = [
     "aggregate_windows",
     "batched_forward",
     "eval_mode",
+    "model_device",
     "predict",
     "predict_proba",
     "predict_proba_iter",

@@ -23,8 +23,11 @@ probabilities.
 
 from __future__ import annotations
 
+import copy
+import importlib
 import numbers
 import threading
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -71,6 +74,60 @@ def check_threshold(threshold: float | Sequence[float], id2label: dict[int, str]
         if not 0.0 <= value <= 1.0:  # also NaN
             raise ValueError(f"`threshold[{j}]` (label {id2label[j]!r}) must be in [0, 1], got {value!r}.")
     return [float(value) for value in values]
+
+
+#: The backends the pipeline's `backend` argument takes (those of `mlclf_hub.backends`).
+BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8")
+
+
+def quantize_int8(model: torch.nn.Module, head: bool = False) -> torch.nn.Module:
+    """A copy of a multi-label model whose encoder `nn.Linear` layers are torch's dynamic int8 ones (CPU).
+
+    The head (`classifier`) stays float32 unless `head=True`; the model is not changed.
+
+    Example:
+        >>> type(quantize_int8(model).backbone.encoder.layer[0].output.dense).__module__
+        'torch.ao.nn.quantized.dynamic.modules.linear'
+    """
+    from torch.ao.quantization import quantize_dynamic
+
+    quantized = copy.deepcopy(model).eval()
+    if callable(getattr(quantized, "merge_and_unload", None)):  # a peft adapter: its LoRA folded in
+        quantized = quantized.merge_and_unload()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao.quantization is deprecated for torchao
+        warnings.filterwarnings("ignore", message="torch.quantize_per_tensor", category=UserWarning)
+        quantized.backbone = quantize_dynamic(quantized.backbone, {torch.nn.Linear}, dtype=torch.qint8)
+        if head:
+            wrapped = quantize_dynamic(
+                torch.nn.Sequential(quantized.classifier), {torch.nn.Linear}, dtype=torch.qint8
+            )
+            quantized.classifier = wrapped[0]
+    return quantized
+
+
+def model_on_backend(model: Any, backend: str) -> Any:
+    """The pipeline's model on `backend`: `"torch"` as it is, `"torch-int8"` a quantized copy (`quantize_int8`),
+    `"onnx"` / `"onnx-int8"` the ONNX Runtime model exported into its directory (needs `mlclf_hub` installed).
+
+    Example:
+        >>> model_on_backend(model, "torch") is model
+        True
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"`backend` must be one of {', '.join(BACKENDS)}; got {backend!r:.60}.")
+    if backend == "torch":
+        return model
+    if backend == "torch-int8":
+        return quantize_int8(model)
+    try:  # by name, so that the remote-code import check does not ask for the package
+        backends = importlib.import_module("mlclf_hub.backends")
+    except ImportError:
+        raise ImportError(
+            f"`backend={backend!r}` runs the exported ONNX graph through mlclf_hub: `pip install mlclf-hub[onnx]`, "
+            "or pass a model loaded with `AutoModelForMultiLabel.from_pretrained(path, backend=...)`."
+        ) from None
+    return backends.on_backend(model, backend)
 
 
 def _text_and_pair(inputs: Any) -> tuple[str, str | None]:
@@ -122,6 +179,9 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
         aggregate (`"max"` or `"mean"`, *optional*): How window scores become the text's (default:
             `config.window_aggregation`).
         batch_size (`int`, *optional*): Windows per forward pass (the `Pipeline` argument).
+        backend (`str`, *optional*, construction only): `"torch"` (default), `"torch-int8"` (torch dynamic int8
+            encoder), `"onnx"` or `"onnx-int8"` (the graph `mlclf-hub export` wrote; needs `mlclf_hub`).
+            A model loaded with `AutoModelForMultiLabel.from_pretrained(path, backend=...)` works too.
 
     Texts longer than `max_length` that are truncated (not read through windows) are counted, and each call
     logs one warning saying how many were cut and that `sliding_window=True` reads them whole.
@@ -144,6 +204,19 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
 
     _load_processor = False
     _load_image_processor = False
+
+    def __init__(self, *args: Any, backend: str | None = None, **kwargs: Any) -> None:
+        """`Pipeline`'s arguments, and `backend` (`"torch"`, `"torch-int8"`, `"onnx"`, `"onnx-int8"`).
+
+        `model` may also be any object with the torch model's `config`, `device`, `to()` and a call returning
+        `logits`, such as `mlclf_hub.backends.OnnxMultiLabelModel`.
+        """
+        if backend is not None:
+            if args:
+                args = (model_on_backend(args[0], backend), *args[1:])
+            else:
+                kwargs["model"] = model_on_backend(kwargs["model"], backend)
+        super().__init__(*args, **kwargs)
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         """Classify one input (one list of labels back) or a list of inputs (one list each; `[]` for `[]`).
@@ -284,4 +357,11 @@ class MultiLabelClassificationPipeline(ChunkPipeline):
         return [{"label": config.id2label[j], "score": scores[j].item()} for j in chosen[:top_k]]
 
 
-__all__ = ["TASK", "MultiLabelClassificationPipeline", "check_threshold"]
+__all__ = [
+    "BACKENDS",
+    "TASK",
+    "MultiLabelClassificationPipeline",
+    "check_threshold",
+    "model_on_backend",
+    "quantize_int8",
+]
