@@ -120,6 +120,7 @@ def run_ours(args, encoder, train_rows, tune, test, labels, out_dir) -> dict:
         "use_cpu": not torch.cuda.is_available(),
         "disable_tqdm": True,
         "seed": 42,
+        **json.loads(args.ours_args),
     }
     result = train(
         encoder,
@@ -152,7 +153,6 @@ def run_facade(args, encoder, train_rows, tune, test, labels, out_dir) -> dict:
 
     model_args = {
         "num_train_epochs": args.epochs,
-        "max_steps": args.max_steps or -1,
         "train_batch_size": 16,
         "eval_batch_size": 64,
         "max_seq_length": args.max_length,
@@ -373,6 +373,8 @@ def _forwarded(args) -> list[str]:
         out += ["--max-steps", str(args.max_steps)]
     if args.backends:
         out += ["--backends"]
+    if args.ours_args != "{}":
+        out += ["--ours-args", args.ours_args]
     return out
 
 
@@ -381,6 +383,8 @@ def _ratio(peer: float | None, ours: float | None) -> str:
 
 
 def print_compare(results: dict[str, dict], args) -> None:
+    if args.ours_args != "{}":
+        print(f"\nours with {args.ours_args}")
     print(
         f"\n{args.train_rows:,} training rows, {args.epochs:g} epoch(s)"
         + (f", at most {args.max_steps} steps" if args.max_steps else "")
@@ -493,6 +497,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-steps", type=int, default=0, help="cap the optimizer steps (0: none)")
     parser.add_argument("--growth", action="store_true", help="only the cost-growth table")
     parser.add_argument("--backends", action="store_true", help="also benchmarks/backends.py on our model")
+    parser.add_argument(
+        "--ours-args", default="{}", help="JSON of MultiLabelTrainingArguments fields for ours"
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--child", choices=SYSTEMS, help=argparse.SUPPRESS)
     parser.add_argument("--predict-growth", action="store_true", help=argparse.SUPPRESS)

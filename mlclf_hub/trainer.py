@@ -13,8 +13,11 @@ batches, `compute_metrics`, `EarlyStoppingCallback`, checkpoints and `resume_fro
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import ctypes
 import errno
+import gc
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -597,7 +600,10 @@ def _train(
             args,
         )
         set_head(model, *probe)
+        _return_freed_memory()  # the encoding pass's buffers, before training allocates its own
 
+    if args.freeze_embeddings and not is_peft_model(model):
+        model.backbone.get_input_embeddings().weight.requires_grad_(False)
     peft_config = resolve_peft_config(args, model.config.backbone_config)
     if peft_config is not None and not is_peft_model(model):
         model = add_adapter(model, peft_config)  # after the probe: the head's trained copy starts from it
@@ -615,6 +621,7 @@ def _train(
         callbacks=[*extra_callbacks, *(callbacks or [])],
     )
     output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    _release_optimizer(trainer)  # its states are not needed after training: the fits below reuse the memory
     _fit_after_training_once(trainer.model, data, collator, args)
     result = TrainResult(
         model=trainer.model,
@@ -678,6 +685,28 @@ def _fit_after_training_once(
     fitted = _on_main_process_then_shared(fit, args)
     if args.process_index != 0:
         set_fitted_tables(base, fitted)
+
+
+def _release_optimizer(trainer: Trainer) -> None:
+    """Drop the optimizer's states (two per trainable parameter for AdamW) and the gradients once training ends.
+
+    `Trainer.train` keeps them; a later `trainer.train()` makes new ones (as it does for a fresh run).
+    """
+    trainer.optimizer = None
+    trainer.lr_scheduler = None
+    trainer.model.zero_grad(set_to_none=True)
+    _return_freed_memory()
+
+
+def _return_freed_memory() -> None:
+    """Collect garbage and hand the C heap's freed pages back to the OS (glibc's `malloc_trim`; elsewhere a no-op).
+
+    Without it the pages a finished pass freed stay in the process, in pieces the next phase's tensors
+    do not always fit, so its peak RSS adds to theirs.
+    """
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, Windows, musl)
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _place_on_training_device(model: torch.nn.Module, args: MultiLabelTrainingArguments) -> None:

@@ -100,6 +100,15 @@ class MultiLabelTrainingArguments(TrainingArguments):
     probe_c: float = field(
         default=1.0, metadata={"help": "Inverse L2 strength of the linear probe (as scikit-learn's C)."}
     )
+    freeze_embeddings: bool = field(
+        default=True,
+        metadata={
+            "help": "Keep the encoder's word-embedding matrix fixed: about half of a small encoder's parameters "
+            "(MiniLM: 11.7M of 22.7M), so half the gradients and optimizer states. Measured on debtags (1,000 "
+            "rows, 1 epoch): 1.2x the training samples/s at the same held-out F1 (benchmarks/README.md); "
+            "--freeze_embeddings false trains them too."
+        },
+    )
     pooling: str | None = field(
         default=None,
         metadata={"help": "'cls', 'mean' or 'max'; default mean for sentence-transformers checkpoints."},
