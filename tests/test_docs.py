@@ -19,6 +19,7 @@ go stale. `test_api_reference_lists_every_public_name` checks the API page names
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import sys
@@ -105,6 +106,14 @@ def remote_code_cache(tmp_path, monkeypatch):
     yield cache
     if cache in sys.path:
         sys.path.remove(cache)
+    # Modules imported from the temp dir go with it: a `transformers_modules` package first imported here
+    # would otherwise keep only the temp dir on its path, and later tests' remote code would not be found.
+    for name, module in list(sys.modules.items()):
+        if name != "transformers_modules" and not name.startswith("transformers_modules."):
+            continue
+        if package is None or str(getattr(module, "__file__", "") or "").startswith(cache):
+            del sys.modules[name]
+    importlib.invalidate_caches()
 
 
 def run_page(page: str, workdir: Path) -> list[float]:
