@@ -103,6 +103,15 @@ def _tuned_on(y_tune, probs_tune, labels):
     return tune_thresholds(y_tune, probs_tune, label_names=labels).thresholds
 
 
+def _frame(rows: list[dict], labels: list[str]):
+    """A simpletransformers-style DataFrame: `text` and a multi-hot `labels` list per row."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {"text": [r["text"] for r in rows], "labels": quality.multi_hot(rows, labels).tolist()}
+    )
+
+
 def run_ours(args, encoder, train_rows, tune, test, labels, out_dir) -> dict:
     import torch
 
@@ -141,15 +150,9 @@ def run_ours(args, encoder, train_rows, tune, test, labels, out_dir) -> dict:
 
 
 def run_facade(args, encoder, train_rows, tune, test, labels, out_dir) -> dict:
-    import pandas as pd
     import torch
 
     from mlclf_hub.simple import MultiLabelClassificationModel
-
-    def frame(rows):
-        return pd.DataFrame(
-            {"text": [r["text"] for r in rows], "labels": quality.multi_hot(rows, labels).tolist()}
-        )
 
     model_args = {
         "num_train_epochs": args.epochs,
@@ -168,7 +171,7 @@ def run_facade(args, encoder, train_rows, tune, test, labels, out_dir) -> dict:
         "bert", encoder, num_labels=len(labels), args=model_args, use_cuda=torch.cuda.is_available()
     )
     start = time.perf_counter()
-    model.train_model(frame(train_rows), eval_df=frame(tune))
+    model.train_model(_frame(train_rows, labels), eval_df=_frame(tune, labels))
     train_seconds = time.perf_counter() - start
     steps_rows = len(train_rows) * args.epochs
     train_end = time.perf_counter()
@@ -184,36 +187,13 @@ def run_facade(args, encoder, train_rows, tune, test, labels, out_dir) -> dict:
 
 def run_plain(args, encoder, train_rows, tune, test, labels, out_dir) -> dict:
     import torch
-    from datasets import Dataset
     from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
         DataCollatorWithPadding,
         Trainer,
         TrainingArguments,
     )
 
-    tokenizer = AutoTokenizer.from_pretrained(encoder)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        encoder,
-        num_labels=len(labels),
-        problem_type="multi_label_classification",
-        id2label=dict(enumerate(labels)),
-        label2id={n: i for i, n in enumerate(labels)},
-    )
-
-    def encode(rows):
-        ds = Dataset.from_dict(
-            {
-                "text": [r["text"] for r in rows],
-                "labels": quality.multi_hot(rows, labels).astype(np.float32).tolist(),
-            }
-        )
-        return ds.map(
-            lambda b: tokenizer(b["text"], truncation=True, max_length=args.max_length),
-            batched=True,
-            remove_columns=["text"],
-        )
+    tokenizer, model, encode = quality.plain_model_and_encoder(encoder, labels, args.max_length)
 
     training_args = TrainingArguments(
         output_dir=out_dir,
@@ -251,14 +231,8 @@ def run_plain(args, encoder, train_rows, tune, test, labels, out_dir) -> dict:
 
 
 def run_simpletransformers(args, encoder, train_rows, tune, test, labels, out_dir) -> dict:
-    import pandas as pd
     import torch
     from simpletransformers.classification import MultiLabelClassificationModel
-
-    def frame(rows):
-        return pd.DataFrame(
-            {"text": [r["text"] for r in rows], "labels": quality.multi_hot(rows, labels).tolist()}
-        )
 
     model = MultiLabelClassificationModel(
         "bert",
@@ -279,7 +253,7 @@ def run_simpletransformers(args, encoder, train_rows, tune, test, labels, out_di
         },
     )
     start = time.perf_counter()
-    model.train_model(frame(train_rows))
+    model.train_model(_frame(train_rows, labels))
     train_seconds = time.perf_counter() - start
     _, tune_probs = model.predict([r["text"] for r in tune])
     train_end = time.perf_counter()

@@ -190,19 +190,12 @@ def run_frozen(encoder_dir, train_rows, val_rows, labels, y_val, max_length) -> 
     return report_rows("frozen MiniLM mean-pooled + LR", y_val, probs, labels, time.perf_counter() - start)
 
 
-def run_plain_trainer(encoder_dir, train_rows, val_rows, labels, y_val, epochs, max_length) -> list[tuple]:
-    """What a new user writes: AutoModelForSequenceClassification + Trainer, lr 1e-4, batch 16."""
-    import torch
+def plain_model_and_encoder(encoder_dir: str, labels: list[str], max_length: int) -> tuple:
+    """The plain script's tokenizer, `AutoModelForSequenceClassification(problem_type="multi_label_classification")`
+    and `encode(rows)`: a tokenized `Dataset` with float multi-hot `labels`."""
     from datasets import Dataset
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-    )
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    start = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
     model = AutoModelForSequenceClassification.from_pretrained(
         encoder_dir,
@@ -221,6 +214,21 @@ def run_plain_trainer(encoder_dir, train_rows, val_rows, labels, y_val, epochs, 
             batched=True,
             remove_columns=["text"],
         )
+
+    return tokenizer, model, encode
+
+
+def run_plain_trainer(encoder_dir, train_rows, val_rows, labels, y_val, epochs, max_length) -> list[tuple]:
+    """What a new user writes: AutoModelForSequenceClassification + Trainer, lr 1e-4, batch 16."""
+    import torch
+    from transformers import (
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
+
+    start = time.perf_counter()
+    tokenizer, model, encode = plain_model_and_encoder(encoder_dir, labels, max_length)
 
     with tempfile.TemporaryDirectory() as out_dir:
         args = TrainingArguments(
