@@ -13,11 +13,8 @@ batches, `compute_metrics`, `EarlyStoppingCallback`, checkpoints and `resume_fro
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import ctypes
 import errno
-import gc
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -64,6 +61,7 @@ from .fitting import (
     set_fitted_tables,
     set_head,
 )
+from .heap import ReturnFreedMemoryCallback, return_freed_memory
 from .hub import ModelCardCallback, MultiLabelModelCardData, card_writer, create_hub_repo, push_to_hub
 from .inference import predict_proba, probability_loss
 from .metrics import make_compute_metrics, multilabel_metrics, sigmoid
@@ -600,7 +598,7 @@ def _train(
             args,
         )
         set_head(model, *probe)
-        _return_freed_memory()  # the encoding pass's buffers, before training allocates its own
+        return_freed_memory()  # the encoding pass's buffers, before training allocates its own
 
     if args.freeze_embeddings and not is_peft_model(model):
         model.backbone.get_input_embeddings().weight.requires_grad_(False)
@@ -610,6 +608,8 @@ def _train(
     extra_callbacks = _prepare_eval_settings(args, data.eval_set is not None)
     card_data = card_data if card_data is not None else MultiLabelModelCardData()
     extra_callbacks.append(ModelCardCallback(card_data))
+    if args.trim_memory_every_n_steps:
+        extra_callbacks.append(ReturnFreedMemoryCallback(args.trim_memory_every_n_steps))
     trainer = MultiLabelTrainer(
         model=model,
         args=_without_hub_push(args),
@@ -695,18 +695,7 @@ def _release_optimizer(trainer: Trainer) -> None:
     trainer.optimizer = None
     trainer.lr_scheduler = None
     trainer.model.zero_grad(set_to_none=True)
-    _return_freed_memory()
-
-
-def _return_freed_memory() -> None:
-    """Collect garbage and hand the C heap's freed pages back to the OS (glibc's `malloc_trim`; elsewhere a no-op).
-
-    Without it the pages a finished pass freed stay in the process, in pieces the next phase's tensors
-    do not always fit, so its peak RSS adds to theirs.
-    """
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, Windows, musl)
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return_freed_memory()
 
 
 def _place_on_training_device(model: torch.nn.Module, args: MultiLabelTrainingArguments) -> None:
