@@ -608,8 +608,8 @@ def _train(
     extra_callbacks = _prepare_eval_settings(args, data.eval_set is not None)
     card_data = card_data if card_data is not None else MultiLabelModelCardData()
     extra_callbacks.append(ModelCardCallback(card_data))
-    if args.trim_memory_every_n_steps:
-        extra_callbacks.append(ReturnFreedMemoryCallback(args.trim_memory_every_n_steps))
+    if args.trim_memory:
+        extra_callbacks.append(ReturnFreedMemoryCallback())
     trainer = MultiLabelTrainer(
         model=model,
         args=_without_hub_push(args),

@@ -109,14 +109,14 @@ class MultiLabelTrainingArguments(TrainingArguments):
             "--freeze_embeddings false trains them too."
         },
     )
-    trim_memory_every_n_steps: int = field(
-        default=1,
+    trim_memory: bool = field(
+        default=True,
         metadata={
-            "help": "On the CPU, hand freed heap pages back to the OS every N optimizer steps (glibc "
-            "`malloc_trim`; `mlclf_hub.heap`). Length-grouped batches change shape every step and the heap "
-            "otherwise grows in pieces: measured on debtags (MiniLM, 1,000 rows, batch 16), peak RSS 1,531 MB "
-            "with it against 1,723 MB without (a plain Trainer script: 1,636 MB), for about 5% of the training "
-            "tokens/s. 0: off.",
+            "help": "On the CPU, hand freed heap pages back to the OS after every training step (glibc "
+            "`malloc_trim`; `mlclf_hub.heap`). Length-grouped batches change shape every step, and the heap "
+            "otherwise keeps growing in pieces: measured on debtags (MiniLM, 1,000 rows, batch 16), peak RSS "
+            "1,531 MB with it, 1,723 MB without, 1,636 MB for a plain Trainer script, at some training speed "
+            "(benchmarks/README.md). --trim_memory false turns it off.",
         },
     )
     pooling: str | None = field(
@@ -269,9 +269,6 @@ class MultiLabelTrainingArguments(TrainingArguments):
         for name in ("probe_c", "max_pos_weight"):
             _check_number(name, getattr(self, name), 0, strict=True)
         _check_number("threshold_min_positives", self.threshold_min_positives, 0, strict=False, integer=True)
-        _check_number(
-            "trim_memory_every_n_steps", self.trim_memory_every_n_steps, 0, strict=False, integer=True
-        )
 
     def __post_init__(self) -> None:
         # Decided before `TrainingArguments.__post_init__`, which fills a None itself: a user's value stays.

@@ -112,3 +112,35 @@ def test_text_pairs_keep_token_type_ids():
         predict_proba(model, tokenizer, texts, text_pairs=["x"])
     with pytest.raises(ValueError, match="does not apply to text pairs"):
         predict_proba(model, tokenizer, texts, text_pairs=pairs, sliding_window=True)
+
+
+def test_cpu_passes_hold_at_most_the_token_budget_longest_first():
+    from mlclf_hub.inference import _passes
+
+    lengths = np.array([100, 5, 100, 50, 30, 3000] * 10)
+    passes = list(_passes(lengths, 64, 2048))
+    assert sorted(i for chosen in passes for i in chosen) == list(range(len(lengths)))
+    for chosen in passes:
+        longest = lengths[chosen].max()
+        assert len(chosen) <= 64 and (len(chosen) * longest <= 2048 or len(chosen) == 1)
+    firsts = [lengths[chosen[0]] for chosen in passes]
+    assert firsts == sorted(firsts, reverse=True)
+    assert [len(c) for c in _passes(lengths, 64, None)] == [60]  # one pass of all 60 rows without a budget
+    assert len(passes) > 10
+
+
+def test_split_cpu_passes_give_the_same_probabilities(monkeypatch):
+    import mlclf_hub.inference as inference
+
+    model, tokenizer = tiny_model(pooling="mean"), tiny_tokenizer()
+    texts = [" ".join(WORDS[: 3 + i % 10] * (1 + i % 4)) for i in range(40)]
+    calls = []
+    original = type(model).forward
+    monkeypatch.setattr(type(model), "forward", lambda self, **kw: calls.append(1) or original(self, **kw))
+    whole = predict_proba(model, tokenizer, texts, batch_size=64)
+    monkeypatch.setattr(inference, "CPU_TOKENS_PER_PASS", 100)
+    calls.clear()
+    split = predict_proba(model, tokenizer, texts, batch_size=64)
+    assert len(calls) > 5
+    assert np.allclose(split, whole, atol=1e-5)
+    assert np.allclose(split, one_by_one(model, tokenizer, texts), atol=1e-5)
