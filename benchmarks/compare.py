@@ -403,14 +403,21 @@ def print_compare(results: dict[str, dict], args) -> None:
 
 
 def run_growth(args) -> list[dict]:
-    """Ours at 1k, 3k and 10k training rows (1 epoch); predict over 1k, 5k and 20k texts."""
+    """Ours at `--growth-rows` training rows (1 epoch; default 1k, 3k, 10k); predict over `--growth-texts`."""
     rows = []
-    for n in (1000, 3000, 10000):
+    for n in _sizes(args.growth_rows):
         grown = argparse.Namespace(**{**vars(args), "train_rows": n, "epochs": 1.0, "backends": False})
         result = run_system("ours", grown)
         if result:
             rows.append({"kind": "train", "rows": n, **result})
-    command = [sys.executable, __file__, "--predict-growth", *_forwarded(args)]
+    command = [
+        sys.executable,
+        __file__,
+        "--predict-growth",
+        "--growth-texts",
+        args.growth_texts,
+        *_forwarded(args),
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     rows += [
         json.loads(x.removeprefix("RESULT ")) for x in done.stdout.splitlines() if x.startswith("RESULT ")
@@ -428,8 +435,12 @@ def run_growth(args) -> list[dict]:
     return rows
 
 
+def _sizes(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
 def predict_growth(args) -> None:
-    """In this process: train ours once (the default rows), then time `predict_proba` on 1k, 5k, 20k texts."""
+    """In this process: train ours briefly (20 steps: only its speed is read), then time `predict_proba`."""
     import torch
 
     from mlclf_hub import MultiLabelTrainingArguments, predict_proba, train
@@ -447,6 +458,7 @@ def predict_growth(args) -> None:
             args=MultiLabelTrainingArguments(
                 output_dir=tmp,
                 num_train_epochs=1,
+                max_steps=20,
                 max_length=args.max_length,
                 eval_strategy="no",
                 save_strategy="no",
@@ -456,7 +468,7 @@ def predict_growth(args) -> None:
             ),
             save=False,
         )
-        for n in (1000, 5000, 20000):
+        for n in _sizes(args.growth_texts):
             start = time.perf_counter()
             predict_proba(result.model, result.tokenizer, texts[:n], batch_size=64, show_progress=False)
             row = {"kind": "predict", "rows": n, "wall_seconds": time.perf_counter() - start}
@@ -471,6 +483,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test-rows", type=int, default=1500)
     parser.add_argument("--max-steps", type=int, default=0, help="cap the optimizer steps (0: none)")
     parser.add_argument("--growth", action="store_true", help="only the cost-growth table")
+    parser.add_argument("--growth-rows", default="1000,3000,10000", help="--growth: training rows per run")
+    parser.add_argument("--growth-texts", default="1000,5000,20000", help="--growth: texts per prediction")
     parser.add_argument("--backends", action="store_true", help="also benchmarks/backends.py on our model")
     parser.add_argument(
         "--ours-args", default="{}", help="JSON of MultiLabelTrainingArguments fields for ours"
