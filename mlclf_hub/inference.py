@@ -157,9 +157,9 @@ def model_device(model: object) -> torch.device:
 
 # On the CPU a forward pass of more tokens than this is split: measured on all-MiniLM-L6-v2 (2 cores,
 # 1,500 debtags texts, max length 128), batches of 64 rows ran at 52.5 texts/s, of 32 at 59.8 and of 16
-# at 64.3 (the mean of three interleaved runs each; a plain `Trainer.predict` at batch 64: 35.5). The
-# activations of a long batch of 64 rows (e.g. 64 x 128 x 1536 float32, 50 MB) are larger than glibc serves
-# from its heap, so every pass would map and fault them in afresh.
+# at 64.3 (the mean of three interleaved runs each; a plain `Trainer.predict` at batch 64: 35.5). A likely
+# cause, not verified: the activations of a long batch of 64 rows (e.g. 64 x 128 x 1536 float32, 50 MB) are
+# above glibc's largest mmap threshold (32 MB), so every pass maps and faults them in afresh.
 CPU_TOKENS_PER_PASS = 2048
 
 
