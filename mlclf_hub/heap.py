@@ -24,6 +24,15 @@ from transformers import TrainerCallback
 __all__ = ["ReturnFreedMemoryCallback", "resident_bytes", "return_freed_memory"]
 
 
+def _glibc() -> Any:
+    """The C library as `ctypes` loads it where it is glibc (it has `malloc_trim`), else `None`."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, Windows, musl)
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim  # noqa: B018  (raises AttributeError where there is none)
+        return libc
+    return None
+
+
 def return_freed_memory() -> None:
     """Collect garbage and hand the C heap's freed pages back to the OS (glibc's `malloc_trim`; elsewhere a no-op).
 
@@ -34,8 +43,9 @@ def return_freed_memory() -> None:
         >>> return_freed_memory()  # after a large pass, before the next one allocates
     """
     gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, Windows, musl)
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def resident_bytes() -> int | None:
@@ -73,9 +83,7 @@ class ReturnFreedMemoryCallback(TrainerCallback):
             raise ValueError(f"`max_growth` must be None or >= 0, got {max_growth}.")
         self.max_growth = max_growth
         self.read_resident: Callable[[], int | None] = resident_bytes
-        self._libc: Any = None
-        with contextlib.suppress(OSError, AttributeError):
-            self._libc = ctypes.CDLL("libc.so.6")
+        self._libc: Any = _glibc()
         self.level: int | None = None
         self.trims = 0
 
