@@ -48,6 +48,7 @@ from .auto import AutoModelForMultiLabel, load_tokenizer
 from .configuration_multilabel import MultiLabelConfig
 from .data import LabelSpace, infer_label_space, to_dataset, to_rows
 from .fitting import (
+    bf16_fitting_passes,
     build_knn_memory,
     compute_pos_weight,
     dataset_forward,
@@ -63,7 +64,7 @@ from .fitting import (
 )
 from .heap import ReturnFreedMemoryCallback, return_freed_memory
 from .hub import ModelCardCallback, MultiLabelModelCardData, card_writer, create_hub_repo, push_to_hub
-from .inference import predict_proba, probability_loss
+from .inference import model_device, predict_proba, probability_loss
 from .metrics import make_compute_metrics, multilabel_metrics, sigmoid
 from .modeling_multilabel import MultiLabelModel, multilabel_loss
 from .processing_multilabel import max_positions
@@ -594,6 +595,7 @@ def _train(
                 c=args.probe_c,
                 batch_size=args.per_device_eval_batch_size,
                 show_progress=not args.disable_tqdm,
+                bf16=bf16_fitting_passes(args, model_device(model)),
             ),
             args,
         )
@@ -685,6 +687,7 @@ def _fit_after_training_once(
     fitted = _on_main_process_then_shared(fit, args)
     if args.process_index != 0:
         set_fitted_tables(base, fitted)
+    return_freed_memory()  # the memory's encoding pass's buffers, before the validation pass allocates its own
 
 
 def _release_optimizer(trainer: Trainer) -> None:

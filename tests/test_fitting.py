@@ -72,3 +72,46 @@ def test_fit_after_training_takes_its_settings_from_the_arguments(tmp_path):
     off = tiny_training_args(str(tmp_path), lexical_weight=0.0, knn_weight=0.0)
     fit_after_training(bare, dataset, collator, tokenizer, off)
     assert bare.config.knn_memory_size == 0 and bare.config.lexical_vocab_size == 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "bf16", "native", "expected"),
+    [
+        (True, False, False, True),
+        (False, True, True, False),
+        (None, True, False, True),
+        (None, False, True, True),
+        (None, False, False, False),
+    ],
+)
+def test_bf16_fitting_passes_follow_the_setting_then_bf16_then_the_hardware(
+    monkeypatch, tmp_path, setting, bf16, native, expected
+):
+    import mlclf_hub.fitting as fitting
+
+    monkeypatch.setattr(fitting, "native_bf16", lambda device: native)
+    args = tiny_training_args(str(tmp_path), bf16_fitting_passes=setting)
+    args.bf16 = bf16  # set after __post_init__, which refuses bf16 on hardware without it
+    assert fitting.bf16_fitting_passes(args, torch.device("cpu")) is expected
+
+
+@pytest.mark.parametrize("setting", [True, False])
+def test_train_runs_the_probe_and_memory_passes_in_bf16_and_the_validation_pass_as_the_model_is(
+    monkeypatch, tmp_path, setting
+):
+    import mlclf_hub.fitting as fitting
+    from tests.train_script import train_tiny
+
+    calls = []
+    original = fitting.batched_forward
+
+    def spy(model, features, pad, batch_size=64, *, output="logits", progress=None, bf16=False):
+        calls.append((output, len(features), bf16))
+        return original(model, features, pad, batch_size, output=output, progress=progress, bf16=bf16)
+
+    monkeypatch.setattr(fitting, "batched_forward", spy)
+    args = tiny_training_args(str(tmp_path), num_train_epochs=1, bf16_fitting_passes=setting)
+    result = train_tiny(keyword_rows(24, 1), keyword_rows(20, 2), args=args, save=False)
+    # the probe (24 training rows), the memory (24), the validation rows' logits (20)
+    assert calls == [("pooled", 24, setting), ("pooled", 24, setting), ("logits", 20, False)]
+    assert result.model.config.knn_memory_size == 24

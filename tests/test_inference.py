@@ -144,3 +144,42 @@ def test_split_cpu_passes_give_the_same_probabilities(monkeypatch):
     assert len(calls) > 5
     assert np.allclose(split, whole, atol=1e-5)
     assert np.allclose(split, one_by_one(model, tokenizer, texts), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"), [(True, False, True), (False, True, True), (False, False, False)]
+)
+def test_native_bf16_reads_the_cpu_and_is_false_elsewhere(monkeypatch, avx512_bf16, amx, expected):
+    from mlclf_hub.inference import native_bf16
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    assert native_bf16("cpu") is expected
+    assert native_bf16(torch.device("meta")) is False
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert native_bf16("cpu") is False  # a torch without the helpers: float32
+
+
+def test_bf16_pass_runs_under_autocast_and_stays_close_to_float32():
+    import functools
+
+    from mlclf_hub.inference import batched_forward
+
+    model, tokenizer = tiny_model(pooling="mean"), tiny_tokenizer()
+    features = [{"input_ids": ids} for ids in tokenizer(TEXTS)["input_ids"]]
+    pad = functools.partial(tokenizer.pad, return_tensors="pt")
+    seen = []
+    hook = model.classifier.register_forward_hook(
+        lambda *_: seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+    )
+    exact = batched_forward(model, features, pad)
+    assert seen and not any(enabled for enabled, _ in seen)
+    seen.clear()
+    fast = batched_forward(model, features, pad, bf16=True)
+    hook.remove()
+    assert seen and all(enabled and dtype == torch.bfloat16 for enabled, dtype in seen)
+    assert fast.dtype == torch.float32 and fast.shape == exact.shape
+    assert not torch.equal(fast, exact)  # bf16 rounding shows
+    assert torch.allclose(fast, exact, atol=0.05)
+    assert not torch.is_autocast_enabled("cpu")  # left as it was
