@@ -460,8 +460,9 @@ def fit_lexical_model(
 def bf16_fitting_passes(args: MultiLabelTrainingArguments, device: torch.device) -> bool:
     """Whether the probe's and the memory's encoding passes run under bf16 autocast on `device`.
 
-    `args.bf16_fitting_passes` when it is set; else with `args.bf16`, or where `device` computes bf16 natively
-    (`native_bf16`).
+    `args.bf16_fitting_passes` when it is set; else with `args.bf16`, or on a CPU that computes bf16 natively
+    (`native_bf16`). On an accelerator the passes are a small part of the job and stay as the model is,
+    unless `bf16` or `bf16_fitting_passes` say otherwise.
 
     Example:
         >>> args = MultiLabelTrainingArguments(output_dir="out", bf16_fitting_passes=False)
@@ -470,7 +471,7 @@ def bf16_fitting_passes(args: MultiLabelTrainingArguments, device: torch.device)
     """
     if args.bf16_fitting_passes is not None:
         return bool(args.bf16_fitting_passes)
-    return bool(args.bf16) or native_bf16(device)
+    return bool(args.bf16) or (device.type == "cpu" and native_bf16(device))
 
 
 def fit_after_training(

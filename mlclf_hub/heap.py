@@ -6,8 +6,7 @@ resident memory (RSS) grows step after step although the live tensors do not. Me
 1,000 debtags rows, 1 epoch, batch 16: training ended at 1,568 MB resident with a peak of 1,723 MB; trimmed
 after each step, 748 MB and 1,531 MB (a plain `Trainer` script on the same rows: 1,636 MB peak), but at
 10-20% of the training samples/s, since each step faults the freed pages in again. `train()` trims after
-every step (`trim_memory=True`); `ReturnFreedMemoryCallback(max_growth=...)` trims only on growth, which kept
-the speed but let the peak rise to 1,675-1,689 MB in the same measurement.
+every `trim_memory_steps`-th step (`trim_memory=True`; `ReturnFreedMemoryCallback`).
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import contextlib
 import ctypes
 import gc
 import os
-from collections.abc import Callable
 from typing import Any
 
 from transformers import TrainerCallback
@@ -63,41 +61,28 @@ def resident_bytes() -> int | None:
 
 
 class ReturnFreedMemoryCallback(TrainerCallback):
-    """Trims the C heap (`malloc_trim`) after each CPU training step, or only once the resident memory has grown.
+    """Trims the C heap (`malloc_trim`) after every `every_steps`-th CPU training step.
 
-    With `max_growth=None` (what `train()` uses unless `trim_memory=False`) it trims after every step: the
-    lowest peak, for some training speed, since the next step faults the freed pages in again. With a
-    fraction, the first step sets the level (with length-grouped batches, the longest batch) and it trims
-    only after a step that ended more than `max_growth` above it: fewer trims, but the peak can still grow
-    inside the steps between them. On an accelerator the tensors live in its own caching allocator and
-    nothing is done.
+    Each trim lowers the resident memory to the live tensors; the cost is that the next step faults the freed
+    pages in again. With `every_steps=1` the peak is lowest; a larger interval trims less often, so the
+    training is faster but the heap can grow in pieces for that many steps. On an accelerator the tensors
+    live in its own caching allocator and nothing is done.
 
     Example:
-        >>> callback = ReturnFreedMemoryCallback()  # Trainer(..., callbacks=[callback])
-        >>> callback.max_growth is None
-        True
+        >>> callback = ReturnFreedMemoryCallback(every_steps=2)  # Trainer(..., callbacks=[callback])
+        >>> callback.every_steps
+        2
     """
 
-    def __init__(self, max_growth: float | None = None) -> None:
-        if max_growth is not None and not max_growth >= 0:
-            raise ValueError(f"`max_growth` must be None or >= 0, got {max_growth}.")
-        self.max_growth = max_growth
-        self.read_resident: Callable[[], int | None] = resident_bytes
+    def __init__(self, every_steps: int = 1) -> None:
+        if isinstance(every_steps, bool) or not isinstance(every_steps, int) or every_steps < 1:
+            raise ValueError(f"`every_steps` must be an int >= 1, got {every_steps!r}.")
+        self.every_steps = every_steps
         self._libc: Any = _glibc()
-        self.level: int | None = None
         self.trims = 0
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self._libc is None or args.device.type != "cpu":
+        if self._libc is None or args.device.type != "cpu" or state.global_step % self.every_steps:
             return
-        if self.max_growth is not None:
-            resident = self.read_resident()
-            if resident is None:
-                return
-            if self.level is None:
-                self.level = resident
-                return
-            if resident <= self.level * (1 + self.max_growth):
-                return
         self._libc.malloc_trim(0)
         self.trims += 1

@@ -611,7 +611,7 @@ def _train(
     card_data = card_data if card_data is not None else MultiLabelModelCardData()
     extra_callbacks.append(ModelCardCallback(card_data))
     if args.trim_memory:
-        extra_callbacks.append(ReturnFreedMemoryCallback())
+        extra_callbacks.append(ReturnFreedMemoryCallback(every_steps=args.trim_memory_steps))
     trainer = MultiLabelTrainer(
         model=model,
         args=_without_hub_push(args),

@@ -112,11 +112,18 @@ class MultiLabelTrainingArguments(TrainingArguments):
     trim_memory: bool = field(
         default=True,
         metadata={
-            "help": "On the CPU, hand freed heap pages back to the OS after every training step (glibc "
-            "`malloc_trim`; `mlclf_hub.heap`). Length-grouped batches change shape every step, and the heap "
-            "otherwise keeps growing in pieces: measured on debtags (MiniLM, 1,000 rows, batch 16), peak RSS "
-            "1,531 MB with it, 1,723 MB without, 1,636 MB for a plain Trainer script, at some training speed "
-            "(benchmarks/README.md). --trim_memory false turns it off.",
+            "help": "On the CPU, hand freed heap pages back to the OS after every trim_memory_steps-th training "
+            "step (glibc `malloc_trim`; `mlclf_hub.heap`). Length-grouped batches change shape every step, and "
+            "the heap otherwise keeps growing in pieces: measured on debtags (MiniLM, 1,000 rows, batch 16), "
+            "peak RSS 1,531 MB trimmed after every step, 1,723 MB without, 1,636 MB for a plain Trainer script, "
+            "at some training speed (benchmarks/README.md). --trim_memory false turns it off.",
+        },
+    )
+    trim_memory_steps: int = field(
+        default=1,
+        metadata={
+            "help": "Training steps between two trims of trim_memory (>= 1): more trains faster (fewer pages to "
+            "fault in again), but lets the heap grow for that many steps."
         },
     )
     bf16_fitting_passes: bool | None = field(
@@ -124,8 +131,8 @@ class MultiLabelTrainingArguments(TrainingArguments):
         metadata={
             "help": "Run the encoding passes of the linear probe (before training) and of the nearest-neighbour "
             "memory (after it) under bfloat16 autocast; the validation pass and prediction stay as the model "
-            "is. Default (None): where the hardware computes bf16 natively (a CPU with AVX512-BF16 or AMX, "
-            "`mlclf_hub.inference.native_bf16`) or with --bf16. Measured on MiniLM (2 AVX512-BF16 cores, "
+            "is. Default (None): on a CPU that computes bf16 natively (AVX512-BF16 or AMX, "
+            "`mlclf_hub.inference.native_bf16`), and on any device with --bf16. Measured on MiniLM (2 AVX512-BF16 cores, "
             "debtags): 1.7x the rows/s of those passes, pooled vectors at cosine >= 0.99997 to float32's "
             "(benchmarks/README.md).",
         },
@@ -280,6 +287,7 @@ class MultiLabelTrainingArguments(TrainingArguments):
         for name in ("probe_c", "max_pos_weight"):
             _check_number(name, getattr(self, name), 0, strict=True)
         _check_number("threshold_min_positives", self.threshold_min_positives, 0, strict=False, integer=True)
+        _check_number("trim_memory_steps", self.trim_memory_steps, 1, strict=False, integer=True)
 
     def __post_init__(self) -> None:
         # Decided before `TrainingArguments.__post_init__`, which fills a None itself: a user's value stays.

@@ -93,6 +93,10 @@ def test_bf16_fitting_passes_follow_the_setting_then_bf16_then_the_hardware(
     args = tiny_training_args(str(tmp_path), bf16_fitting_passes=setting)
     args.bf16 = bf16  # set after __post_init__, which refuses bf16 on hardware without it
     assert fitting.bf16_fitting_passes(args, torch.device("cpu")) is expected
+    # on an accelerator only the setting or bf16 turn it on, not the hardware
+    assert fitting.bf16_fitting_passes(args, torch.device("cuda", 0)) is (
+        setting if setting is not None else bf16
+    )
 
 
 @pytest.mark.parametrize("setting", [True, False])

@@ -20,51 +20,39 @@ class CountingLibc:
         return 1
 
 
-def _callback(residents, max_growth=0.05):
-    callback = ReturnFreedMemoryCallback(max_growth=max_growth)
-    assert callback.max_growth == max_growth
-    callback._libc = CountingLibc()
-    values = iter(residents)
-    callback.read_resident = lambda: next(values)
-    return callback
-
-
-def test_callback_trims_only_after_growth_over_the_first_steps_level():
-    mb = 2**20
-    callback = _callback([1000 * mb, 1040 * mb, 1051 * mb, 990 * mb, 1200 * mb])
+def _steps(callback, steps, device=CPU):
     trimmed = []
-    for step in range(1, 6):
-        callback.on_step_end(CPU, SimpleNamespace(global_step=step), None)
+    for step in range(1, steps + 1):
+        callback.on_step_end(device, SimpleNamespace(global_step=step), None)
         trimmed.append(callback._libc.calls)
-    assert callback.level == 1000 * mb
-    assert trimmed == [0, 0, 1, 1, 2]  # above 1,050 MB: steps 3 and 5
-    assert callback.trims == 2
+    return trimmed
 
 
 def test_callback_trims_after_every_cpu_step_by_default():
     callback = ReturnFreedMemoryCallback()
     callback._libc = CountingLibc()
-    for step in range(1, 4):
-        callback.on_step_end(CPU, SimpleNamespace(global_step=step), None)
-    assert callback._libc.calls == callback.trims == 3
+    assert _steps(callback, 3) == [1, 2, 3] and callback.trims == 3
 
 
-def test_callback_does_nothing_off_the_cpu_or_without_proc():
-    callback = _callback([10**9, 2 * 10**9])
-    for step in (1, 2):
-        callback.on_step_end(
-            SimpleNamespace(device=torch.device("cuda", 0)), SimpleNamespace(global_step=step), None
-        )
-    assert callback._libc.calls == 0 and callback.level is None
-    callback.read_resident = lambda: None
+def test_callback_trims_every_nth_step():
+    callback = ReturnFreedMemoryCallback(every_steps=3)
+    callback._libc = CountingLibc()
+    assert _steps(callback, 7) == [0, 0, 1, 1, 1, 2, 2] and callback.trims == 2
+
+
+def test_callback_does_nothing_off_the_cpu_or_without_glibc():
+    callback = ReturnFreedMemoryCallback()
+    callback._libc = CountingLibc()
+    assert _steps(callback, 2, SimpleNamespace(device=torch.device("cuda", 0))) == [0, 0]
+    callback._libc = None  # macOS, Windows, musl
     callback.on_step_end(CPU, SimpleNamespace(global_step=3), None)
-    assert callback.level is None and callback.trims == 0
+    assert callback.trims == 0
 
 
-@pytest.mark.parametrize("growth", [-0.1, float("nan")])
-def test_callback_refuses_a_negative_growth(growth):
-    with pytest.raises(ValueError, match="max_growth"):
-        ReturnFreedMemoryCallback(max_growth=growth)
+@pytest.mark.parametrize("every", [0, -1, 1.5, True, "2"])
+def test_callback_refuses_a_bad_interval(every):
+    with pytest.raises(ValueError, match="every_steps"):
+        ReturnFreedMemoryCallback(every_steps=every)
 
 
 @pytest.mark.skipif(
@@ -96,7 +84,14 @@ def test_train_adds_the_callback_unless_turned_off(tmp_path):
         keyword_rows(16, 1), args=tiny_training_args(str(tmp_path / "a"), num_train_epochs=1), save=False
     )
     (callback,) = trim_callbacks(result)
-    assert callback.max_growth is None and callback.trims == result.global_step == 2
+    assert callback.every_steps == 1 and callback.trims == result.global_step == 2
 
-    args = tiny_training_args(str(tmp_path / "b"), num_train_epochs=1, trim_memory=False)
+    args = tiny_training_args(str(tmp_path / "b"), num_train_epochs=2, trim_memory_steps=3)
+    result = train_tiny(keyword_rows(16, 1), args=args, save=False)
+    (callback,) = trim_callbacks(result)
+    assert result.global_step == 4 and callback.every_steps == 3 and callback.trims == 1
+
+    args = tiny_training_args(str(tmp_path / "c"), num_train_epochs=1, trim_memory=False)
     assert trim_callbacks(train_tiny(keyword_rows(16, 1), args=args, save=False)) == []
+    with pytest.raises(ValueError, match="trim_memory_steps"):
+        tiny_training_args(str(tmp_path / "d"), trim_memory_steps=0)
