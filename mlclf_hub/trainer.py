@@ -578,9 +578,11 @@ def _train(
     model.clear_knn_memory()
     model.clear_lexical_model()
     _set_pos_weight(model.config, args, data.train_set)
+    # The passes pad each batch to its longest row (as prediction does); the training batches to a multiple.
     collator = DataCollatorWithPadding(
         data.tokenizer, pad_to_multiple_of=8 if (args.fp16 or args.bf16) else None
     )
+    train_collator = DataCollatorWithPadding(data.tokenizer, pad_to_multiple_of=args.training_pad_multiple())
     _place_on_training_device(model, args)  # the probe's encoding pass runs where training will
     if (
         args.head_init == "linear_probe"
@@ -615,7 +617,7 @@ def _train(
     trainer = MultiLabelTrainer(
         model=model,
         args=_without_hub_push(args),
-        data_collator=collator,
+        data_collator=train_collator,
         train_dataset=data.train_set,
         eval_dataset=data.eval_set,
         processing_class=data.tokenizer,
@@ -635,7 +637,7 @@ def _train(
         card_data=card_data,
     )
     if data.eval_set is not None:
-        _evaluate_and_tune(result, data.eval_set, args, eval_texts=data.eval_texts)
+        _evaluate_and_tune(result, data.eval_set, args, eval_texts=data.eval_texts, collator=collator)
         card_data.set_eval_metrics(
             result.eval_metrics,
             thresholds=result.model.config.thresholds,
@@ -739,12 +741,18 @@ def _without_hub_push(args: MultiLabelTrainingArguments) -> MultiLabelTrainingAr
 
 
 def _evaluate_and_tune(
-    result: TrainResult, eval_set: Any, args: MultiLabelTrainingArguments, eval_texts: list[str] | None = None
+    result: TrainResult,
+    eval_set: Any,
+    args: MultiLabelTrainingArguments,
+    eval_texts: list[str] | None = None,
+    collator: Any = None,
 ) -> None:
     """Validation probabilities -> tuned thresholds in the config -> metrics at those thresholds.
 
     A model trained on sliding windows is read through windows by default (the saved contract), so its
     validation probabilities are those of `predict_proba` over the windows of `eval_texts`, aggregated.
+    `collator` pads the validation batches (`train()` gives the passes' one, which pads each batch to its
+    longest row, as prediction does); the Trainer's when `None`.
 
     With `tune_thresholds`, also the held-out (cross-fitted) metrics, when the split is large enough to
     cut in two halves `tune_thresholds` can run on (else `heldout_skipped` says why).
@@ -773,7 +781,7 @@ def _evaluate_and_tune(
         logits = dataset_forward(
             result.model,
             eval_set,
-            result.trainer.data_collator,
+            collator or result.trainer.data_collator,
             args.per_device_eval_batch_size,
             progress=None if args.disable_tqdm else "Predicting the validation rows",
         )

@@ -120,10 +120,21 @@ class MultiLabelTrainingArguments(TrainingArguments):
         },
     )
     trim_memory_steps: int = field(
-        default=1,
+        default=2,
         metadata={
             "help": "Training steps between two trims of trim_memory (>= 1): more trains faster (fewer pages to "
-            "fault in again), but lets the heap grow for that many steps."
+            "fault in again), but lets the heap grow for that many steps. With the CPU batches padded to 16 "
+            "tokens (pad_to_multiple_of), 2 measured 16.1 samples/s at a 1,548 MB peak, against 14.5 samples/s "
+            "and 1,527 MB trimmed after every step (benchmarks/README.md)."
+        },
+    )
+    pad_to_multiple_of: int | None = field(
+        default=None,
+        metadata={
+            "help": "Pad each training batch to a multiple of this many tokens (>= 1). Default: 16 on the CPU "
+            "(length-grouped batches then take a few shapes, not one per length, so the heap fragments less: "
+            "measured faster and at a lower peak RSS), 8 with fp16/bf16 elsewhere, none otherwise. The "
+            "encoding and validation passes are padded only to their longest row either way."
         },
     )
     bf16_fitting_passes: bool | None = field(
@@ -288,6 +299,8 @@ class MultiLabelTrainingArguments(TrainingArguments):
             _check_number(name, getattr(self, name), 0, strict=True)
         _check_number("threshold_min_positives", self.threshold_min_positives, 0, strict=False, integer=True)
         _check_number("trim_memory_steps", self.trim_memory_steps, 1, strict=False, integer=True)
+        if self.pad_to_multiple_of is not None:
+            _check_number("pad_to_multiple_of", self.pad_to_multiple_of, 1, strict=False, integer=True)
 
     def __post_init__(self) -> None:
         # Decided before `TrainingArguments.__post_init__`, which fills a None itself: a user's value stays.
@@ -337,6 +350,19 @@ class MultiLabelTrainingArguments(TrainingArguments):
             raise ValueError(f"`lora_alpha` must be > 0, got {self.lora_alpha}.")
         if not 0 <= self.lora_dropout < 1:
             raise ValueError(f"`lora_dropout` must be in [0, 1), got {self.lora_dropout}.")
+
+    def training_pad_multiple(self) -> int | None:
+        """The multiple training batches are padded to: `pad_to_multiple_of`, else 16 on the CPU, 8 with fp16/bf16.
+
+        Example:
+            >>> MultiLabelTrainingArguments(output_dir="out", use_cpu=True).training_pad_multiple()
+            16
+        """
+        if self.pad_to_multiple_of is not None:
+            return self.pad_to_multiple_of
+        if self.device.type == "cpu":
+            return 16
+        return 8 if (self.fp16 or self.bf16) else None
 
     def to_dict(self) -> dict[str, Any]:
         """`TrainingArguments.to_dict`, with a `PeftConfig` written as its JSON-ready dict.

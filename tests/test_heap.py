@@ -2,6 +2,7 @@ import ctypes
 import sys
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -84,7 +85,7 @@ def test_train_adds_the_callback_unless_turned_off(tmp_path):
         keyword_rows(16, 1), args=tiny_training_args(str(tmp_path / "a"), num_train_epochs=1), save=False
     )
     (callback,) = trim_callbacks(result)
-    assert callback.every_steps == 1 and callback.trims == result.global_step == 2
+    assert callback.every_steps == 2 and result.global_step == 2 and callback.trims == 1
 
     args = tiny_training_args(str(tmp_path / "b"), num_train_epochs=2, trim_memory_steps=3)
     result = train_tiny(keyword_rows(16, 1), args=args, save=False)
@@ -95,3 +96,24 @@ def test_train_adds_the_callback_unless_turned_off(tmp_path):
     assert trim_callbacks(train_tiny(keyword_rows(16, 1), args=args, save=False)) == []
     with pytest.raises(ValueError, match="trim_memory_steps"):
         tiny_training_args(str(tmp_path / "d"), trim_memory_steps=0)
+
+
+def test_cpu_training_batches_are_padded_to_16_and_the_passes_to_their_longest_row(tmp_path):
+    rows = keyword_rows(16, 1)
+    args = tiny_training_args(str(tmp_path / "a"), num_train_epochs=1)
+    assert args.training_pad_multiple() == 16
+    result = train_tiny(rows, keyword_rows(12, 2), args=args, save=False)
+    collate = result.trainer.data_collator
+    features = [{"input_ids": ids} for ids in result.tokenizer([t for t, _ in rows])["input_ids"]]
+    shapes = {tuple(collate([f])["input_ids"].shape) for f in features}
+    assert shapes and all(length % 16 == 0 for _, length in shapes)
+    # the validation pass is padded to its longest row: the same probabilities as prediction
+    from mlclf_hub.inference import predict_proba
+
+    texts = [t for t, _ in keyword_rows(12, 2)]
+    probs = predict_proba(result.model, result.tokenizer, texts)
+    assert np.allclose(result.eval_probabilities, probs, atol=1e-6)
+    args = tiny_training_args(str(tmp_path / "b"), pad_to_multiple_of=3)
+    assert args.training_pad_multiple() == 3
+    with pytest.raises(ValueError, match="pad_to_multiple_of"):
+        tiny_training_args(str(tmp_path / "c"), pad_to_multiple_of=0)
