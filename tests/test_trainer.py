@@ -408,3 +408,22 @@ def test_train_adds_three_passes_on_the_training_device(tmp_path, monkeypatch):
     assert [(output, rows) for output, rows, _ in passes] == [("pooled", 48), ("pooled", 48), ("logits", 30)]
     assert {device for _, _, device in passes} == {result.trainer.args.device}
     assert result.eval_metrics["eval_loss"] > 0  # computed from the same pass's logits
+
+
+def test_speed_settings_parse_from_the_command_line_and_refuse_bad_values(tmp_path):
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser((MultiLabelTrainingArguments,))
+    out = ["--output_dir", str(tmp_path / "o")]
+    (parsed,) = parser.parse_args_into_dataclasses(args=out)
+    assert (parsed.bf16_fitting_passes, parsed.pad_to_multiple_of, parsed.trim_memory_steps) == (
+        None,
+        None,
+        2,
+    )
+    extra = ["--bf16_fitting_passes", "false", "--pad_to_multiple_of", "8", "--trim_memory_steps", "1"]
+    (parsed,) = parser.parse_args_into_dataclasses(args=out + extra)
+    assert (parsed.bf16_fitting_passes, parsed.pad_to_multiple_of, parsed.trim_memory_steps) == (False, 8, 1)
+    for name, value in [("trim_memory_steps", 0), ("trim_memory_steps", 1.5), ("pad_to_multiple_of", -8)]:
+        with pytest.raises(ValueError, match=name):
+            tiny_args(tmp_path, **{name: value})
