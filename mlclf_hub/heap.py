@@ -14,12 +14,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
-import os
 from typing import Any
 
 from transformers import TrainerCallback
 
-__all__ = ["ReturnFreedMemoryCallback", "resident_bytes", "return_freed_memory"]
+__all__ = ["ReturnFreedMemoryCallback", "return_freed_memory"]
 
 
 def _glibc() -> Any:
@@ -44,20 +43,6 @@ def return_freed_memory() -> None:
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
-
-
-def resident_bytes() -> int | None:
-    """This process's resident memory now (`/proc/self/statm`), or `None` where there is no `/proc` (not Linux).
-
-    Example:
-        >>> resident_bytes() > 0
-        True
-    """
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
 
 
 class ReturnFreedMemoryCallback(TrainerCallback):

@@ -1,4 +1,5 @@
 import ctypes
+import os
 import sys
 from types import SimpleNamespace
 
@@ -6,10 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from mlclf_hub.heap import ReturnFreedMemoryCallback, resident_bytes, return_freed_memory
+from mlclf_hub.heap import ReturnFreedMemoryCallback, return_freed_memory
 from tests.train_script import keyword_rows, tiny_training_args, train_tiny
 
 CPU = SimpleNamespace(device=torch.device("cpu"))
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (`/proc/self/statm`, Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 class CountingLibc:
