@@ -28,9 +28,9 @@ PASS_DEVICES: list[tuple[str, str]] = []  # (output, device type) of every `batc
 def _record_pass_devices() -> None:
     inner = inference_module._forward
 
-    def forward(model, features, pad, batch_size, output, on_batch=None):
+    def forward(model, features, pad, batch_size, output, on_batch=None, bf16=False):
         PASS_DEVICES.append((output, next(model.parameters()).device.type))
-        return inner(model, features, pad, batch_size, output, on_batch)
+        return inner(model, features, pad, batch_size, output, on_batch, bf16=bf16)
 
     inference_module._forward = forward
 

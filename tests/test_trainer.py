@@ -398,9 +398,9 @@ def test_train_adds_three_passes_on_the_training_device(tmp_path, monkeypatch):
     passes = []
     inner = inference_module._forward
 
-    def forward(model, features, pad, batch_size, output, on_batch=None):
+    def forward(model, features, pad, batch_size, output, on_batch=None, bf16=False):
         passes.append((output, len(features), next(model.parameters()).device))
-        return inner(model, features, pad, batch_size, output, on_batch)
+        return inner(model, features, pad, batch_size, output, on_batch, bf16=bf16)
 
     monkeypatch.setattr(inference_module, "_forward", forward)
     args = tiny_training_args(str(tmp_path / "model"), num_train_epochs=1, eval_strategy="no")
