@@ -579,9 +579,7 @@ def _train(
     model.clear_lexical_model()
     _set_pos_weight(model.config, args, data.train_set)
     # The passes pad each batch to its longest row (as prediction does); the training batches to a multiple.
-    collator = DataCollatorWithPadding(
-        data.tokenizer, pad_to_multiple_of=8 if (args.fp16 or args.bf16) else None
-    )
+    collator = DataCollatorWithPadding(data.tokenizer, pad_to_multiple_of=args.pass_pad_multiple())
     train_collator = DataCollatorWithPadding(data.tokenizer, pad_to_multiple_of=args.training_pad_multiple())
     _place_on_training_device(model, args)  # the probe's encoding pass runs where training will
     if (

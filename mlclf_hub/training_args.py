@@ -362,6 +362,16 @@ class MultiLabelTrainingArguments(TrainingArguments):
             return self.pad_to_multiple_of
         if self.device.type == "cpu":
             return 16
+        return self.pass_pad_multiple()
+
+    def pass_pad_multiple(self) -> int | None:
+        """The multiple the encoding passes (probe, memory, validation) pad to: 8 with fp16/bf16, else none, so each
+        batch is padded to its longest row as prediction pads it.
+
+        Example:
+            >>> MultiLabelTrainingArguments(output_dir="out", use_cpu=True).pass_pad_multiple() is None
+            True
+        """
         return 8 if (self.fp16 or self.bf16) else None
 
     def to_dict(self) -> dict[str, Any]:

@@ -108,7 +108,8 @@ def test_train_adds_the_callback_unless_turned_off(tmp_path):
 def test_cpu_training_batches_are_padded_to_16_and_the_passes_to_their_longest_row(tmp_path):
     rows = keyword_rows(16, 1)
     args = tiny_training_args(str(tmp_path / "a"), num_train_epochs=1)
-    assert args.training_pad_multiple() == 16
+    assert args.training_pad_multiple() == 16 and args.pass_pad_multiple() is None
+    assert tiny_training_args(str(tmp_path / "bf16"), bf16=True).pass_pad_multiple() == 8
     result = train_tiny(rows, keyword_rows(12, 2), args=args, save=False)
     collate = result.trainer.data_collator
     features = [{"input_ids": ids} for ids in result.tokenizer([t for t, _ in rows])["input_ids"]]
