@@ -623,6 +623,7 @@ def _train(
         callbacks=[*extra_callbacks, *(callbacks or [])],
     )
     output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    _drop_autocast_wrapper(trainer)
     _release_optimizer(trainer)  # its states are not needed after training: the fits below reuse the memory
     _fit_after_training_once(trainer.model, data, collator, args)
     result = TrainResult(
@@ -688,6 +689,16 @@ def _fit_after_training_once(
     if args.process_index != 0:
         set_fitted_tables(base, fitted)
     return_freed_memory()  # the memory's encoding pass's buffers, before the validation pass allocates its own
+
+
+def _drop_autocast_wrapper(trainer: Trainer) -> None:
+    """Give the trained model back its own `forward`, without the autocast that fp16/bf16 training wrapped it in.
+
+    With `fp16`/`bf16`, `accelerator.prepare` replaces `model.forward` by one under `torch.autocast`. Kept, the
+    model returned by `train()` would validate (the thresholds are tuned on that pass) and predict in reduced
+    precision in this process, and in float32 once saved and loaded; without it both are the saved model's.
+    """
+    trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)  # in place, on the module
 
 
 def _release_optimizer(trainer: Trainer) -> None:

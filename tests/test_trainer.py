@@ -270,20 +270,36 @@ def test_metrics_at_tuned_thresholds_match_a_recomputation(tmp_path):
 
 def test_bf16_trains_on_cpu(tmp_path):
     """bf16 mixed precision on CPU: the training steps run in bfloat16, the weights stay float32."""
-    seen = []
+    seen, after_training = [], []
 
     class HeadDtype(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             model.classifier.register_forward_hook(
-                lambda module, _, out: seen.append((module.training, out.dtype))
+                lambda module, _, out: (after_training if after else seen).append(
+                    (module.training, out.dtype)
+                )
             )
 
+        def on_train_end(self, args, state, control, **kwargs):
+            nonlocal after
+            after = True
+
+    after = False
+
     args = tiny_args(tmp_path, bf16=True, max_steps=2, num_train_epochs=1)
-    result = train_tiny(keyword_rows(32, 1), args=args, save=False, callbacks=[HeadDtype()])
+    val = keyword_rows(12, 2)
+    result = train_tiny(keyword_rows(32, 1), val, args=args, save=False, callbacks=[HeadDtype()])
     assert result.global_step == 2
     assert np.isfinite(result.train_metrics["train_loss"])
     assert (True, torch.bfloat16) in seen and (True, torch.float32) not in seen  # every training step in bf16
     assert result.model.dtype == torch.float32
+    # accelerate's autocast wrapper goes with training: the validation pass (the thresholds are tuned on it)
+    # and prediction run in float32, as the saved model does once loaded
+    assert after_training and set(after_training) == {(False, torch.float32)}
+    after_training.clear()
+    probs = predict_proba(result.model, tiny_tokenizer(), [t for t, _ in val])
+    assert after_training and set(after_training) == {(False, torch.float32)}
+    assert np.allclose(probs, result.eval_probabilities, atol=1e-6)
 
 
 @pytest.mark.slow
