@@ -44,6 +44,7 @@ from .adapters import (
     load_adapter_model,
     resolve_peft_config,
 )
+from .attention import attention_dropout
 from .auto import AutoModelForMultiLabel, load_tokenizer
 from .configuration_multilabel import MultiLabelConfig
 from .data import LabelSpace, infer_label_space, to_dataset, to_rows
@@ -622,7 +623,8 @@ def _train(
         compute_metrics=make_compute_metrics(0.5, data.label_space.names),
         callbacks=[*extra_callbacks, *(callbacks or [])],
     )
-    output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    with attention_dropout(trainer.model, args.attention_dropout):
+        output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     _drop_autocast_wrapper(trainer)
     _release_optimizer(trainer)  # its states are not needed after training: the fits below reuse the memory
     _fit_after_training_once(trainer.model, data, collator, args)
