@@ -5,8 +5,9 @@ PyTorch's scaled-dot-product attention cannot run its fused kernel on the CPU: i
 probabilities, draws a Bernoulli mask over all of them and runs the unfused softmax and matrix products, forward
 and backward. Measured on all-MiniLM-L6-v2, batch 16, max length 128, 2 cores: 0.56 s a training step with
 the config's 0.1, 0.49 s with 0.0 (12% less); at 2 epochs the held-out tuned micro/macro-F1 0.623 / 0.372
-against 0.625 / 0.377 (benchmarks/README.md). So `train()` fine-tunes with
-`attention_dropout=0.0` by default, on every device, the same recipe everywhere; `None` keeps the encoder's own. The dropout on the hidden states (`hidden_dropout_prob`) is left as it is.
+against 0.625 / 0.377 (benchmarks/README.md). So `train()` fine-tunes with `attention_dropout=0.0` by
+default, on every device, the same recipe everywhere; `None` keeps the encoder's own. The dropout on the
+hidden states (`hidden_dropout_prob`) is left as it is.
 
 The value is applied through transformers' `AttentionInterface`: for the time of training, the backbone's
 attention implementation (`sdpa`, a flash kernel, ...) is replaced by a registered wrapper that calls it with
@@ -31,7 +32,7 @@ logger = logging.get_logger(__name__)
 
 
 def _with_dropout(implementation: Callable[..., Any], p: float) -> Callable[..., Any]:
-    """`implementation` (an `AttentionInterface` function) with dropout `p` on the probabilities in training mode."""
+    """`implementation` (an `AttentionInterface` function) dropping probabilities with `p` in training mode."""
 
     def attention(module: torch.nn.Module, *args: Any, dropout: float = 0.0, **kwargs: Any) -> Any:
         return implementation(module, *args, dropout=p if module.training else dropout, **kwargs)
